@@ -1,0 +1,59 @@
+# tpf — see README.md. `make run` and `make test` are the front door.
+SHELL := /bin/bash
+GO    ?= go
+DATA  := $(CURDIR)/.data
+SQLC_VERSION := v1.31.1
+SQLC  := $(CURDIR)/.cache/bin/sqlc
+
+.PHONY: all build run test test-go vet fmt-check generate check-generated bench clean
+
+all: build
+
+## build: the programs, into bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./controller/cmd/... ./agent/cmd/...
+
+## run: the controller on http://127.0.0.1:8080, on $DATABASE_URL or a private PostgreSQL in .data/
+run: build
+	@set -e; \
+	if [ -z "$$DATABASE_URL" ]; then \
+		DATABASE_URL=$$(bin/tpf-devdb start $(DATA)/postgres tpf); export DATABASE_URL; \
+	fi; \
+	exec bin/tpf-controller quickstart --state $(DATA)
+
+## test: vet, formatting and every test, on a throwaway PostgreSQL
+test: build vet fmt-check
+	@set -e; \
+	dir=$$(mktemp -d /tmp/tpf-test.XXXXXX); chmod 755 $$dir; \
+	trap 'bin/tpf-devdb stop $$dir/pg >/dev/null 2>&1 || true; rm -rf $$dir' EXIT; \
+	url=$$(bin/tpf-devdb start -ephemeral $$dir/pg); \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+$(SQLC):
+	GOBIN=$(CURDIR)/.cache/bin CGO_ENABLED=1 $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+
+## generate: regenerate the sqlc code in controller/store/db from sql/
+generate: $(SQLC)
+	cd sql && $(SQLC) generate
+
+## check-generated: fail when the committed sqlc code is stale
+check-generated: $(SQLC)
+	cd sql && $(SQLC) diff
+
+## bench: the store and API benchmarks against a throwaway PostgreSQL
+bench: build
+	@set -e; \
+	dir=$$(mktemp -d /tmp/tpf-bench.XXXXXX); chmod 755 $$dir; \
+	trap 'bin/tpf-devdb stop $$dir/pg >/dev/null 2>&1 || true; rm -rf $$dir' EXIT; \
+	url=$$(bin/tpf-devdb start -ephemeral $$dir/pg); \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench . -benchmem -count 5 ./controller/...
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,28 @@
+package api
+
+import "net/http"
+
+// routes lists every route of the API. Paths without a method answer 405 for
+// the methods they do not serve.
+func (s *server) routes(mux *http.ServeMux) {
+	const forwards = "/api/routers/{router_id}/transient-forwarding"
+
+	mux.Handle("GET "+forwards, s.auth(s.handleForwardList()))
+	mux.Handle("POST "+forwards, s.auth(s.handleForwardCreate()))
+	mux.Handle(forwards, methodNotAllowed("GET, POST"))
+	mux.Handle("GET "+forwards+"/{id}", s.auth(s.handleForwardGet()))
+	mux.Handle("DELETE "+forwards+"/{id}", s.auth(s.handleForwardRevoke()))
+	mux.Handle(forwards+"/{id}", methodNotAllowed("GET, DELETE"))
+
+	mux.Handle("GET /api/routers", s.auth(s.handleRouterList()))
+	mux.Handle("POST /api/routers", s.auth(s.handleRouterCreate()))
+	mux.Handle("/api/routers", methodNotAllowed("GET, POST"))
+	mux.Handle("GET /api/routers/{router_id}", s.auth(s.handleRouterGet()))
+	mux.Handle("DELETE /api/routers/{router_id}", s.auth(s.handleRouterDelete()))
+	mux.Handle("/api/routers/{router_id}", methodNotAllowed("GET, DELETE"))
+
+	mux.Handle("GET /api/regions", s.auth(s.handleRegionList()))
+	mux.Handle("GET /api/audit-log", s.auth(s.handleAuditLog()))
+
+	mux.Handle("/", notFound())
+}

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/shared/forward"
+)
+
+// withStore opens the database named by DATABASE_URL for an admin command.
+func withStore(ctx context.Context, getenv Env, fn func(*pgxpool.Pool, *store.Store) error) error {
+	url := getenv("DATABASE_URL")
+	if url == "" {
+		return fmt.Errorf("DATABASE_URL is not set: point it at the PostgreSQL database")
+	}
+	pool, err := openPool(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(pool, store.New(pool))
+}
+
+func runMigrate(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
+	if err := wantArgs("migrate", args); err != nil {
+		return err
+	}
+	return withStore(ctx, getenv, func(pool *pgxpool.Pool, _ *store.Store) error {
+		applied, err := store.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(stdout, "The database schema is up to date.")
+		}
+		for _, v := range applied {
+			fmt.Fprintln(stdout, "applied", v)
+		}
+		return nil
+	})
+}
+
+func runAccount(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("account takes create NAME or list")
+	}
+	switch args[0] {
+	case "create":
+		if err := wantArgs("account create", args[1:], "NAME"); err != nil {
+			return err
+		}
+		name := args[1]
+		if strings.TrimSpace(name) == "" || len(name) > 100 {
+			return usageError("an account name is 1 to 100 characters")
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			acc, secret, err := st.CreateAccount(ctx, name, now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Created account %s (%s). Its API token, shown only now:\n%s\n", acc.Name, acc.ID, secret)
+			return nil
+		})
+	case "list":
+		if err := wantArgs("account list", args[1:]); err != nil {
+			return err
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			list, err := st.Accounts(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tCREATED")
+			for _, a := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.ID, a.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
+	default:
+		return usageError("unknown account command %q", args[0])
+	}
+}
+
+func runToken(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError("token takes create ACCOUNT [--name NAME]")
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	name := fs.String("name", "", "a name for the token (default: token-<date>)")
+	rest, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("token create", rest, "ACCOUNT"); err != nil {
+		return err
+	}
+	t := now()
+	if *name == "" {
+		*name = "token-" + t.Format("20060102-150405")
+	}
+	return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+		secret, err := st.CreateToken(ctx, rest[0], *name, t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Created token %s for account %s, shown only now:\n%s\n", *name, rest[0], secret)
+		return nil
+	})
+}
+
+var regionID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func runRegion(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("region takes add or list")
+	}
+	switch args[0] {
+	case "add":
+		r, err := parseRegion(args[1:])
+		if err != nil {
+			return err
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			r, err := st.CreateRegion(ctx, r)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Added region %s: entry point %s, ports %d-%d, edge tunnel address %s\n",
+				r.ID, r.EntryPoint, r.Ports.Min, r.Ports.Max, r.EdgeTunnelAddress)
+			return nil
+		})
+	case "list":
+		if err := wantArgs("region list", args[1:]); err != nil {
+			return err
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			list, err := st.Regions(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tENTRY POINT\tPORTS\tEDGE TUNNEL ADDRESS")
+			for _, r := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s\n", r.ID, r.EntryPoint, r.Ports.Min, r.Ports.Max, r.EdgeTunnelAddress)
+			}
+			return tw.Flush()
+		})
+	default:
+		return usageError("unknown region command %q", args[0])
+	}
+}
+
+// parseRegion reads `region add`'s arguments.
+func parseRegion(args []string) (fleet.Region, error) {
+	fs := flag.NewFlagSet("region add", flag.ContinueOnError)
+	entry := fs.String("entry-point", "", "host name users connect to")
+	ports := fs.String("ports", "49152-65535", "entry-point port range MIN-MAX")
+	edge := fs.String("edge-tunnel-address", "", "the edge's address inside the management tunnel")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return fleet.Region{}, err
+	}
+	if err := wantArgs("region add", rest, "ID"); err != nil {
+		return fleet.Region{}, err
+	}
+	r := fleet.Region{ID: rest[0], EntryPoint: *entry, CreatedAt: now()}
+	if !regionID.MatchString(r.ID) {
+		return r, usageError("region id %q: use lower-case letters, digits and dashes, e.g. us-east1", r.ID)
+	}
+	if r.EntryPoint == "" || strings.ContainsAny(r.EntryPoint, " /:") {
+		return r, usageError("--entry-point: give the host name (or address) users connect to, e.g. us-east1.example.net")
+	}
+	if r.Ports, err = parsePortRange(*ports); err != nil {
+		return r, err
+	}
+	if r.EdgeTunnelAddress, err = forward.ParseIPv4(*edge); err != nil {
+		return r, usageError("--edge-tunnel-address: give the edge's IPv4 address inside the management tunnel")
+	}
+	return r, nil
+}
+
+func parsePortRange(s string) (fleet.PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	a, errA := strconv.ParseUint(lo, 10, 16)
+	b, errB := strconv.ParseUint(hi, 10, 16)
+	if !ok || errA != nil || errB != nil || a < 1 || b < a {
+		return fleet.PortRange{}, usageError("--ports %q: want MIN-MAX within 1-65535, e.g. 49152-65535", s)
+	}
+	return fleet.PortRange{Min: uint16(a), Max: uint16(b)}, nil
+}
+
+// now is the admin commands' clock: whole UTC seconds, like the API's.
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/expiry"
+	"github.com/tpf-dev/tpf/controller/store"
+)
+
+func runServe(ctx context.Context, args []string, getenv Env, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	migrate := fs.Bool("migrate", false, "apply pending migrations before serving")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("serve", rest); err != nil {
+		return err
+	}
+	set, err := readSettings(getenv)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, set.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return serve(ctx, pool, set, *migrate, set.logger(stderr), nil)
+}
+
+// openPool connects to PostgreSQL and checks that it answers.
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return pool, nil
+}
+
+// serve runs the API and the expiry clock until ctx ends. ready, when not
+// nil, receives the listening address once requests are accepted.
+func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, log *slog.Logger, ready chan<- string) error {
+	if migrate {
+		applied, err := store.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		for _, v := range applied {
+			log.Info("applied migration", "version", v)
+		}
+	}
+	pending, err := store.PendingMigrations(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is behind (pending: %s): run tpf-controller migrate, or serve --migrate", strings.Join(pending, ", "))
+	}
+
+	st := store.New(pool)
+	set.api.Logger = log
+	set.expiry.Logger = log
+	clock := expiry.New(st, set.expiry)
+	clock.Start(ctx)
+	defer clock.Stop()
+
+	ln, err := net.Listen("tcp", set.listen)
+	if err != nil {
+		return fmt.Errorf("TPF_LISTEN: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api.NewServer(st, set.api),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", "http://"+ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+// Package fleet holds the controller's vocabulary: accounts and the tokens that
+// act for them, regions (entry points with a port pool), routers and their
+// transient forwards, and the errors callers branch on.
+//
+// It imports only the standard library and github.com/google/uuid; storage and
+// transport live in other packages (store, api) and translate to these types.
+package fleet
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Errors that callers branch on. Each is wrapped with context where it occurs.
+var (
+	// ErrNotFound means the thing does not exist or belongs to another account;
+	// the two are deliberately indistinguishable.
+	ErrNotFound = errors.New("not found")
+	// ErrPortsExhausted means the region has no port left to hand out.
+	ErrPortsExhausted = errors.New("no free port in the region's range")
+	// ErrExists means a thing with that name or id already exists.
+	ErrExists = errors.New("already exists")
+	// ErrUnauthenticated means the presented token is unknown or revoked.
+	ErrUnauthenticated = errors.New("unauthenticated")
+)
+
+// Account owns routers; its tokens act for it.
+type Account struct {
+	ID        uuid.UUID
+	Name      string
+	CreatedAt time.Time
+}
+
+// Principal is who makes a request: an API token of an account.
+type Principal struct {
+	AccountID   uuid.UUID
+	AccountName string
+	TokenID     uuid.UUID
+	TokenName   string
+}
+
+// Actor names the principal in the audit log.
+func (p Principal) Actor() string {
+	return "token " + p.TokenName + " (" + p.TokenID.String() + ")"
+}
+
+// PortRange is an inclusive range of entry-point ports.
+type PortRange struct {
+	Min, Max uint16
+}
+
+// Size is the number of ports in the range.
+func (r PortRange) Size() int { return int(r.Max) - int(r.Min) + 1 }
+
+// Contains reports whether p lies in the range.
+func (r PortRange) Contains(p uint16) bool { return p >= r.Min && p <= r.Max }
+
+// Region is one entry point: the host users connect to, the ports it hands
+// out, and the address its edge uses inside the management tunnel (the source
+// address router rules admit).
+type Region struct {
+	ID                string
+	EntryPoint        string
+	Ports             PortRange
+	EdgeTunnelAddress netip.Addr
+	CreatedAt         time.Time
+}
+
+// Router is a MikroTik router reachable from its region's edge at
+// TunnelAddress.
+type Router struct {
+	ID            uuid.UUID
+	AccountID     uuid.UUID
+	Region        string
+	Name          string
+	TunnelAddress netip.Addr
+	CreatedAt     time.Time
+}
+
+// Status is where a forward is in its life.
+type Status string
+
+// The statuses, in order.
+const (
+	// StatusPending: created, the router has not yet confirmed its rule.
+	StatusPending Status = "pending"
+	// StatusActive: the router confirmed the rule.
+	StatusActive Status = "active"
+	// StatusRemoving: expired or revoked; the router has not yet confirmed the
+	// removal.
+	StatusRemoving Status = "removing"
+	// StatusRemoved: the router confirmed the removal.
+	StatusRemoved Status = "removed"
+)
+
+// Forward is a transient port forward: connections from AllowFrom to
+// EntryPoint:Port reach DstAddress:DstPort behind the router until ExpiresAt
+// or an early revoke.
+type Forward struct {
+	ID         uuid.UUID
+	RouterID   uuid.UUID
+	Region     string
+	EntryPoint string
+	Port       uint16
+	DstAddress netip.Addr
+	DstPort    uint16
+	AllowFrom  netip.Prefix
+	// Masquerade adds a source NAT rule so devices whose default gateway is
+	// not the router answer through it.
+	Masquerade bool
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	// RevokedAt is set when the forward was revoked before it expired.
+	RevokedAt *time.Time
+	// EndedAt is set once the forward stopped: at its expiry or revoke.
+	EndedAt *time.Time
+	// status is the stored status; StatusAt derives the one to show.
+	status Status
+}
+
+// SetStatus records the stored status; used by the store when loading.
+func (f *Forward) SetStatus(s Status) { f.status = s }
+
+// Expired reports whether the forward's time has run out at now.
+func (f Forward) Expired(now time.Time) bool { return !now.Before(f.ExpiresAt) }
+
+// Live reports whether the forward should be in place at now.
+func (f Forward) Live(now time.Time) bool { return f.EndedAt == nil && !f.Expired(now) }
+
+// StatusAt is the forward's status at now: a forward whose time ran out is
+// removing even before the expiry clock has recorded it.
+func (f Forward) StatusAt(now time.Time) Status {
+	if (f.status == StatusPending || f.status == StatusActive) && f.Expired(now) {
+		return StatusRemoving
+	}
+	return f.status
+}
+
+// NewForward is a request for a forward, already validated.
+type NewForward struct {
+	RouterID   uuid.UUID
+	DstAddress netip.Addr
+	DstPort    uint16
+	AllowFrom  netip.Prefix
+	Masquerade bool
+	Duration   time.Duration
+}
+
+// AuditEvent is one entry of an account's audit log.
+type AuditEvent struct {
+	ID        int64
+	At        time.Time
+	Actor     string
+	Action    string
+	SubjectID uuid.UUID
+	// Detail is a JSON object with the action's particulars.
+	Detail []byte
+}
+
+// Audit actions.
+const (
+	ActionForwardCreate = "forward.create"
+	ActionForwardRevoke = "forward.revoke"
+	ActionForwardExpire = "forward.expire"
+	ActionRouterCreate  = "router.create"
+	ActionRouterDelete  = "router.delete"
+)
+
+// ActorExpiry is the audit actor for forwards the expiry clock ended.
+const ActorExpiry = "system (expiry)"
