@@ -3,6 +3,7 @@ module github.com/tpf-dev/tpf
 go 1.26
 
 require (
+	github.com/go-routeros/routeros/v3 v3.0.1
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 )

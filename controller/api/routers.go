@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -71,13 +72,12 @@ func (s *server) handleRouterCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		if _, err := s.store.Region(r.Context(), nr.Region); err != nil {
+		rt, secret, err := s.store.CreateRouter(r.Context(), p, nr, s.now())
+		if errors.Is(err, fleet.ErrNotFound) {
 			errs := &validationError{}
 			errs.add("region", "The selected region is invalid.")
-			s.writeError(w, r, errs)
-			return
+			err = errs
 		}
-		rt, secret, err := s.store.CreateRouter(r.Context(), p, nr, s.now())
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // validationError is a 422 answer in the shape clients of the original
@@ -138,8 +141,16 @@ func (f fields) text(field string, maxLen int) (string, bool) {
 		f.errs.add(field, "The "+fieldName(field)+" field must be a string.")
 		return "", false
 	}
+	if strings.TrimSpace(s) == "" {
+		f.errs.add(field, "The "+fieldName(field)+" field is required.")
+		return "", false
+	}
 	if len(s) > maxLen {
 		f.errs.add(field, fmt.Sprintf("The %s field must not be greater than %d characters.", fieldName(field), maxLen))
+		return "", false
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		f.errs.add(field, "The "+fieldName(field)+" field must not contain control characters.")
 		return "", false
 	}
 	return s, true

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/sql/migrations"
@@ -44,7 +45,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	if _, err := conn.Exec(ctx, sqlEnsureMigrations); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	pending, err := pendingMigrations(ctx, pool)
+	// Everything below uses the locked connection: waiting for another from
+	// the pool while holding this one could deadlock concurrent callers.
+	pending, err := pendingMigrations(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +89,17 @@ func PendingMigrations(ctx context.Context, pool *pgxpool.Pool) ([]string, error
 	return pendingMigrations(ctx, pool)
 }
 
-func pendingMigrations(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+// querier is what pendingMigrations needs of a pool or a connection.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func pendingMigrations(ctx context.Context, db querier) ([]string, error) {
 	known, err := knownMigrations()
 	if err != nil {
 		return nil, err
 	}
-	rows, err := pool.Query(ctx, sqlAppliedMigrations)
+	rows, err := db.Query(ctx, sqlAppliedMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}

@@ -1,0 +1,90 @@
+package routerostest
+
+import (
+	"io"
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+)
+
+// Config says which router to pretend to be. The zero value is a RouterOS
+// 7.18.2 CHR named "MikroTik" with user admin and an empty password.
+type Config struct {
+	// Users maps user names to passwords. Nil means {"admin": ""}; an
+	// empty non-nil map lets nobody in.
+	Users map[string]string
+
+	// Version is the RouterOS version reported and mimicked, e.g. "7.18.2"
+	// or "6.49.10". Empty means "7.18.2". From 7.18 on, a print that finds
+	// nothing answers !empty before !done; older versions send !done only.
+	// From 6.45.1 on, the MD5 challenge response is refused (RouterOS
+	// removed the password storage it needs) unless LegacyLogin is set.
+	Version string
+
+	// LegacyLogin mimics RouterOS before 6.43: /login answers every
+	// request, even one with a password, with a challenge (!done =ret=...)
+	// and only the MD5 response logs in. Failures then read "cannot log in".
+	LegacyLogin bool
+
+	// Identity is the /system/identity name. Empty means "MikroTik".
+	Identity string
+
+	// BoardName is the /system/resource board-name. Empty means "CHR".
+	BoardName string
+
+	// Logger receives one line per command. Nil discards. Passwords and
+	// challenge responses are never logged.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every zero field replaced by its documented
+// default, and Users copied so the caller may keep editing its map.
+func (c Config) withDefaults() Config {
+	if c.Users == nil {
+		c.Users = map[string]string{"admin": ""}
+	} else {
+		c.Users = maps.Clone(c.Users)
+	}
+	if c.Version == "" {
+		c.Version = "7.18.2"
+	}
+	if c.Identity == "" {
+		c.Identity = "MikroTik"
+	}
+	if c.BoardName == "" {
+		c.BoardName = "CHR"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// version is a parsed RouterOS version: major, minor, patch.
+type version [3]int
+
+// parseVersion reads the leading numbers of a version string such as
+// "7.18.2", "6.49.10" or "7.19beta2"; missing or unreadable parts are 0.
+func parseVersion(s string) version {
+	var v version
+	for i, part := range strings.SplitN(s, ".", 3) {
+		end := 0
+		for end < len(part) && part[end] >= '0' && part[end] <= '9' {
+			end++
+		}
+		v[i], _ = strconv.Atoi(part[:end])
+	}
+	return v
+}
+
+// atLeast reports whether v >= major.minor.patch.
+func (v version) atLeast(major, minor, patch int) bool {
+	w := version{major, minor, patch}
+	for i := range v {
+		if v[i] != w[i] {
+			return v[i] > w[i]
+		}
+	}
+	return true
+}

@@ -1,0 +1,170 @@
+package routerostest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Server is a RouterOS API emulator. Create it with New, then Start it on
+// an address or Serve it on a listener; Close stops everything. It is safe
+// for concurrent use by any number of connections and test hooks.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	started    time.Time
+	emitsEmpty bool // 7.18+: !empty for prints without rows
+	md5Works   bool // the challenge response can log in (legacy, or before 6.45.1)
+	routes     map[string]handler
+
+	wg sync.WaitGroup // accept loops started by Start, and connections
+
+	mu        sync.Mutex
+	closed    bool
+	listeners []net.Listener
+	sessions  map[*session]struct{}
+	nat       *table
+	conntrack *table
+	identity  string
+	fault     Fault
+	commands  []string
+	writes    int
+}
+
+// handler runs one command with Server.mu held and returns its replies.
+type handler func(req *request) []sentence
+
+// New returns a Server for cfg (see Config for what zero fields mean).
+// It does not listen yet.
+func New(cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	v := parseVersion(cfg.Version)
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		started:    time.Now(),
+		emitsEmpty: v.atLeast(7, 18, 0),
+		md5Works:   cfg.LegacyLogin || !v.atLeast(6, 45, 1),
+		sessions:   map[*session]struct{}{},
+		nat:        newTable(natOrder...),
+		conntrack:  newTable(conntrackOrder...),
+		identity:   cfg.Identity,
+	}
+	s.routes = s.routeTable()
+	return s
+}
+
+// Start listens on addr (use "127.0.0.1:0" for a free port) and serves in
+// the background until Close.
+func (s *Server) Start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("routerostest: listen on %s: %w", addr, err)
+	}
+	if err := s.addListener(ln); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.acceptLoop(ln); err != nil {
+			s.log.Error("accept failed; no longer listening", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return nil
+}
+
+// Serve accepts connections on l until l fails or Close is called, and
+// blocks meanwhile. It returns nil after Close. The Server owns l.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.addListener(l); err != nil {
+		return err
+	}
+	return s.acceptLoop(l)
+}
+
+func (s *Server) addListener(l net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		l.Close()
+		return errors.New("routerostest: server is closed")
+	}
+	s.listeners = append(s.listeners, l)
+	return nil
+}
+
+func (s *Server) acceptLoop(l net.Listener) error {
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			return fmt.Errorf("routerostest: accept: %w", err)
+		}
+		sess := newSession(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		// Add under mu, before Close can set closed and Wait.
+		s.wg.Add(1)
+		s.sessions[sess] = struct{}{}
+		s.mu.Unlock()
+		go s.serveSession(sess)
+	}
+}
+
+// Addr returns the address of the first listener, or "" before Start or
+// Serve. Dial it to reach the emulator.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) == 0 {
+		return ""
+	}
+	return s.listeners[0].Addr().String()
+}
+
+// Close stops listening, closes every connection and waits for their
+// goroutines. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	listeners := s.listeners
+	sessions := s.sessionsLocked()
+	s.mu.Unlock()
+
+	var errs []error
+	for _, l := range listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("routerostest: close listener %s: %w", l.Addr(), err))
+		}
+	}
+	for _, sess := range sessions {
+		sess.kill()
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Server) sessionsLocked() []*session {
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
