@@ -135,7 +135,8 @@ func (s *server) handleForwardCreate() authedHandler {
 			return
 		}
 		// An unknown router is a 404 even when the body is also wrong.
-		if _, err := s.store.Router(r.Context(), p.AccountID, routerID); err != nil {
+		router, err := s.store.Router(r.Context(), p.AccountID, routerID)
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -149,9 +150,8 @@ func (s *server) handleForwardCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		nf.RouterID = routerID
 		now := s.now()
-		f, err := s.store.CreateForward(r.Context(), p, nf, now)
+		f, err := s.store.CreateForward(r.Context(), p, router, nf, now)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

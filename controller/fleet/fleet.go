@@ -141,7 +141,6 @@ func (f Forward) StatusAt(now time.Time) Status {
 
 // NewForward is a request for a forward, already validated.
 type NewForward struct {
-	RouterID   uuid.UUID
 	DstAddress netip.Addr
 	DstPort    uint16
 	AllowFrom  netip.Prefix

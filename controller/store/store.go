@@ -339,31 +339,31 @@ func (s *Store) DeleteRouter(ctx context.Context, p fleet.Principal, id uuid.UUI
 // concurrent creates rarely collide.
 const portTries = 8
 
-// CreateForward creates a forward on one of the principal's routers, taking a
-// free port of the router's region. It returns fleet.ErrNotFound for an
-// unknown router and fleet.ErrPortsExhausted when the region has no port left.
-func (s *Store) CreateForward(ctx context.Context, p fleet.Principal, nf fleet.NewForward, now time.Time) (fleet.Forward, error) {
-	router, err := s.q.GetRouter(ctx, db.GetRouterParams{ID: nf.RouterID, AccountID: p.AccountID})
-	if err != nil {
-		return fleet.Forward{}, fmt.Errorf("router %s: %w", nf.RouterID, notFound(err))
+// CreateForward creates a forward on router, taking a free port of the
+// router's region. The caller has read router with Router, which checks that
+// it belongs to the principal's account. It returns fleet.ErrPortsExhausted
+// when the region has no port left.
+func (s *Store) CreateForward(ctx context.Context, p fleet.Principal, router fleet.Router, nf fleet.NewForward, now time.Time) (fleet.Forward, error) {
+	if router.AccountID != p.AccountID {
+		return fleet.Forward{}, fmt.Errorf("router %s: %w", router.ID, fleet.ErrNotFound)
 	}
 	var f fleet.Forward
-	err = s.inTx(ctx, func(q *db.Queries) error {
-		region, err := q.GetRegion(ctx, router.RegionID)
+	err := s.inTx(ctx, func(q *db.Queries) error {
+		region, err := q.GetRegion(ctx, router.Region)
 		if err != nil {
-			return fmt.Errorf("region %q: %w", router.RegionID, err)
+			return fmt.Errorf("region %q: %w", router.Region, err)
 		}
 		params := db.InsertForwardParams{
 			RouterID: router.ID, RegionID: region.ID, DstAddress: nf.DstAddress, DstPort: int32(nf.DstPort),
 			AllowCidr: nf.AllowFrom, Masquerade: nf.Masquerade, CreatedAt: now,
 			ExpiresAt: now.Add(nf.Duration), CreatedBy: &p.TokenID,
 		}
-		id, err := insertForward(ctx, q, region, params)
+		row, err := insertForward(ctx, q, region, params)
 		if err != nil {
 			return err
 		}
-		if err := audit(ctx, q, now, p.AccountID, p.Actor(), fleet.ActionForwardCreate, id, map[string]any{
-			"router_id": router.ID, "port": params.Port, "dst_address": nf.DstAddress.String(),
+		if err := audit(ctx, q, now, p.AccountID, p.Actor(), fleet.ActionForwardCreate, row.ID, map[string]any{
+			"router_id": router.ID, "port": row.Port, "dst_address": nf.DstAddress.String(),
 			"dst_port": nf.DstPort, "allow_from": nf.AllowFrom.String(), "expires_at": params.ExpiresAt,
 			"masquerade": nf.Masquerade,
 		}); err != nil {
@@ -372,11 +372,7 @@ func (s *Store) CreateForward(ctx context.Context, p fleet.Principal, nf fleet.N
 		if err := publish(ctx, q, Change{RouterID: router.ID, Region: region.ID}); err != nil {
 			return err
 		}
-		row, err := q.GetForward(ctx, db.GetForwardParams{ID: id, RouterID: router.ID, AccountID: p.AccountID})
-		if err != nil {
-			return err
-		}
-		f = toForward(row.Forward, row.EntryPoint)
+		f = toForward(row, region.EntryPoint)
 		return nil
 	})
 	if err != nil {
@@ -388,16 +384,13 @@ func (s *Store) CreateForward(ctx context.Context, p fleet.Principal, nf fleet.N
 // insertForward inserts the forward on a free port: a few random picks first,
 // then a scan of the range. The partial unique index on held ports is what
 // makes concurrent creates safe; a pick that loses a race inserts nothing.
-func insertForward(ctx context.Context, q *db.Queries, region db.Region, params db.InsertForwardParams) (uuid.UUID, error) {
+func insertForward(ctx context.Context, q *db.Queries, region db.Region, params db.InsertForwardParams) (db.Forward, error) {
 	span := int(region.PortMax-region.PortMin) + 1
 	for range portTries {
 		params.Port = region.PortMin + int32(rand.IntN(span))
-		id, err := q.InsertForward(ctx, params)
-		if err == nil {
-			return id, nil
-		}
+		row, err := q.InsertForward(ctx, params)
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return uuid.Nil, err
+			return row, err
 		}
 	}
 	for {
@@ -405,18 +398,15 @@ func insertForward(ctx context.Context, q *db.Queries, region db.Region, params 
 			PortMin: region.PortMin, PortMax: region.PortMax, RegionID: region.ID, RouterID: params.RouterID,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return uuid.Nil, fmt.Errorf("region %q: %w", region.ID, fleet.ErrPortsExhausted)
+			return db.Forward{}, fmt.Errorf("region %q: %w", region.ID, fleet.ErrPortsExhausted)
 		}
 		if err != nil {
-			return uuid.Nil, err
+			return db.Forward{}, err
 		}
 		params.Port = port
-		id, err := q.InsertForward(ctx, params)
-		if err == nil {
-			return id, nil
-		}
+		row, err := q.InsertForward(ctx, params)
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return uuid.Nil, err
+			return row, err
 		}
 		// Another create took that port between the scan and the insert.
 	}

@@ -104,8 +104,8 @@ func newFixture(t *testing.T) fixture {
 
 func (f fixture) newForward(t *testing.T, d time.Duration, at time.Time) fleet.Forward {
 	t.Helper()
-	fw, err := f.st.CreateForward(context.Background(), f.p, fleet.NewForward{
-		RouterID: f.router.ID, DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
+	fw, err := f.st.CreateForward(context.Background(), f.p, f.router, fleet.NewForward{
+		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: d,
 	}, at)
 	if err != nil {

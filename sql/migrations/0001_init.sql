@@ -88,6 +88,8 @@ create table forwards (
 -- The heart of port allocation: one holder per entry-point port.
 create unique index forwards_port_held_key on forwards (region_id, port) where port_released_at is null;
 create index forwards_router_idx on forwards (router_id, created_at desc);
+-- Ports whose removal a router has yet to confirm, checked on every create.
+create index forwards_removing_idx on forwards (router_id, port) where status = 'removing';
 create index forwards_live_expiry_idx on forwards (expires_at) where ended_at is null;
 create index forwards_unreleased_idx on forwards (ended_at) where ended_at is not null and port_released_at is null;
 

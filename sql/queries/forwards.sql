@@ -13,7 +13,7 @@ where not exists (
     where o.router_id = @router_id and o.port = @port and o.status = 'removing'
 )
 on conflict (region_id, port) where port_released_at is null do nothing
-returning id;
+returning *;
 
 -- name: FreePort :one
 -- The fallback when random picks keep colliding: any port the region can

@@ -206,7 +206,7 @@ where not exists (
     where o.router_id = $1 and o.port = $3 and o.status = 'removing'
 )
 on conflict (region_id, port) where port_released_at is null do nothing
-returning id
+returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at
 `
 
 type InsertForwardParams struct {
@@ -225,7 +225,7 @@ type InsertForwardParams struct {
 // Takes the port only when no other forward holds it in the region, and when
 // no earlier forward of the same router on that port still awaits its
 // removal (a stale rule for the port may still sit on that router).
-func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (uuid.UUID, error) {
+func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (Forward, error) {
 	row := q.db.QueryRow(ctx, insertForward,
 		arg.RouterID,
 		arg.RegionID,
@@ -238,9 +238,26 @@ func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (u
 		arg.ExpiresAt,
 		arg.CreatedBy,
 	)
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
+	var i Forward
+	err := row.Scan(
+		&i.ID,
+		&i.RouterID,
+		&i.RegionID,
+		&i.Port,
+		&i.DstAddress,
+		&i.DstPort,
+		&i.AllowCidr,
+		&i.Masquerade,
+		&i.Status,
+		&i.CreatedAt,
+		&i.ExpiresAt,
+		&i.CreatedBy,
+		&i.RevokedAt,
+		&i.RevokedBy,
+		&i.EndedAt,
+		&i.PortReleasedAt,
+	)
+	return i, err
 }
 
 const listForwards = `-- name: ListForwards :many
