@@ -33,6 +33,8 @@ type forwardJSON struct {
 	Masquerade bool    `json:"masquerade"`
 	CreatedAt  string  `json:"created_at"`
 	RevokedAt  *string `json:"revoked_at"`
+	// RouterError says why the router's agent refused or failed the forward.
+	RouterError *string `json:"router_error"`
 }
 
 func toForwardJSON(f fleet.Forward, now time.Time) forwardJSON {
@@ -52,6 +54,7 @@ func toForwardJSON(f fleet.Forward, now time.Time) forwardJSON {
 		Masquerade:    f.Masquerade,
 		CreatedAt:     formatTime(f.CreatedAt),
 		RevokedAt:     formatTimePtr(f.RevokedAt),
+		RouterError:   nonEmpty(f.RouterError),
 	}
 }
 
@@ -233,4 +236,11 @@ func sourcePrefix(text string) netip.Prefix {
 	}
 	a, _ := netip.ParseAddr(text)
 	return netip.PrefixFrom(a, 32)
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

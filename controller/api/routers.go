@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/store"
@@ -13,24 +14,47 @@ import (
 )
 
 type routerJSON struct {
-	ID            string `json:"id"`
-	Name          string `json:"name"`
-	Region        string `json:"region"`
-	TunnelAddress string `json:"tunnel_address"`
-	CreatedAt     string `json:"created_at"`
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Region        string    `json:"region"`
+	TunnelAddress string    `json:"tunnel_address"`
+	CreatedAt     string    `json:"created_at"`
+	Agent         agentJSON `json:"agent"`
 	// AgentToken is shown once, in the answer to the create.
 	AgentToken string `json:"agent_token,omitempty"`
 }
 
-func toRouterJSON(r fleet.Router) routerJSON {
+type agentJSON struct {
+	Connected       bool    `json:"connected"`
+	ConnectedAt     *string `json:"connected_at"`
+	LastSeenAt      *string `json:"last_seen_at"`
+	AgentVersion    string  `json:"agent_version"`
+	RouterOSVersion string  `json:"routeros_version"`
+	Board           string  `json:"board"`
+	Identity        string  `json:"identity"`
+	DesiredRevision int64   `json:"desired_revision"`
+	AppliedRevision int64   `json:"applied_revision"`
+	InSync          bool    `json:"in_sync"`
+	LastError       string  `json:"last_error"`
+}
+
+func toRouterJSON(r fleet.Router, now time.Time) routerJSON {
+	a := r.Agent
 	return routerJSON{
 		ID: r.ID.String(), Name: r.Name, Region: r.Region,
 		TunnelAddress: r.TunnelAddress.String(), CreatedAt: formatTime(r.CreatedAt),
+		Agent: agentJSON{
+			Connected: a.Connected(now), ConnectedAt: formatTimePtr(a.ConnectedAt), LastSeenAt: formatTimePtr(a.SeenAt),
+			AgentVersion: a.AgentVersion, RouterOSVersion: a.RouterOSVersion, Board: a.Board, Identity: a.Identity,
+			DesiredRevision: r.Revision, AppliedRevision: a.AppliedRevision,
+			InSync: a.AppliedRevision >= r.Revision, LastError: a.LastError,
+		},
 	}
 }
 
 func (s *server) handleRouterList() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
+		now := s.now()
 		list, err := s.store.Routers(r.Context(), p.AccountID)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -38,7 +62,7 @@ func (s *server) handleRouterList() authedHandler {
 		}
 		out := make([]routerJSON, len(list))
 		for i, rt := range list {
-			out[i] = toRouterJSON(rt)
+			out[i] = toRouterJSON(rt, now)
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
@@ -56,7 +80,7 @@ func (s *server) handleRouterGet() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toRouterJSON(rt))
+		writeJSON(w, http.StatusOK, toRouterJSON(rt, s.now()))
 	}
 }
 
@@ -72,7 +96,8 @@ func (s *server) handleRouterCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		rt, secret, err := s.store.CreateRouter(r.Context(), p, nr, s.now())
+		now := s.now()
+		rt, secret, err := s.store.CreateRouter(r.Context(), p, nr, now)
 		if errors.Is(err, fleet.ErrNotFound) {
 			errs := &validationError{}
 			errs.add("region", "The selected region is invalid.")
@@ -82,7 +107,7 @@ func (s *server) handleRouterCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		out := toRouterJSON(rt)
+		out := toRouterJSON(rt, now)
 		out.AgentToken = secret
 		writeJSON(w, http.StatusCreated, out)
 	}
@@ -122,6 +147,24 @@ func (s *server) handleRouterDelete() authedHandler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// handleAgentTokenRotate replaces a router's agent token: the old one stops
+// working and its agent is disconnected; the forwards stay.
+func (s *server) handleAgentTokenRotate() authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
+		id, err := pathID(r, "router_id")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		secret, err := s.store.RotateAgentToken(r.Context(), p, id, s.now())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"agent_token": secret})
 	}
 }
 

@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/tpf-dev/tpf/shared/syncproto"
+)
 
 // routes lists every route of the API. Paths without a method answer 405 for
 // the methods they do not serve.
@@ -21,8 +25,14 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/routers/{router_id}", s.auth(s.handleRouterDelete()))
 	mux.Handle("/api/routers/{router_id}", methodNotAllowed("GET, DELETE"))
 
+	mux.Handle("POST /api/routers/{router_id}/agent-token", s.auth(s.handleAgentTokenRotate()))
+
 	mux.Handle("GET /api/regions", s.auth(s.handleRegionList()))
 	mux.Handle("GET /api/audit-log", s.auth(s.handleAuditLog()))
+
+	if s.cfg.Agents != nil {
+		mux.Handle("GET "+syncproto.AgentPath, s.cfg.Agents)
+	}
 
 	mux.Handle("/", notFound())
 }

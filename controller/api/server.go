@@ -42,6 +42,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives a line per request and internal errors; nil discards.
 	Logger *slog.Logger
+	// Agents serves the agents' websocket endpoint (syncproto.AgentPath);
+	// nil leaves it unrouted.
+	Agents http.Handler
 }
 
 func (c Config) withDefaults() Config {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/expiry"
+	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -82,6 +83,10 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	clock := expiry.New(st, set.expiry)
 	clock.Start(ctx)
 	defer clock.Stop()
+	agents := hub.New(st, hub.Config{Logger: log})
+	agents.Start(ctx)
+	defer agents.Stop()
+	set.api.Agents = agents
 
 	ln, err := net.Listen("tcp", set.listen)
 	if err != nil {
@@ -96,8 +101,14 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", "http://"+ln.Addr().String())
+	scheme := "http"
+	if set.tlsCert != "" {
+		scheme = "https"
+		go func() { errc <- srv.ServeTLS(ln, set.tlsCert, set.tlsKey) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	log.Info("serving", "addr", scheme+"://"+ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

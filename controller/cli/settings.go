@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 var settingDocs = []struct{ name, doc string }{
 	{"DATABASE_URL", "PostgreSQL URL (required), e.g. postgres://tpf@db/tpf"},
 	{"TPF_LISTEN", "HTTP listen address (default 127.0.0.1:8080)"},
+	{"TPF_TLS_CERT", "PEM certificate (chain) file: serve HTTPS, so agents and clients connect with TLS (default: plain HTTP, e.g. behind a TLS-terminating proxy)"},
+	{"TPF_TLS_KEY", "PEM private key file for TPF_TLS_CERT"},
 	{"TPF_MIN_EXPIRE_MINUTES", "smallest expire_after_minutes accepted (default 10)"},
 	{"TPF_MAX_EXPIRE_MINUTES", "largest expire_after_minutes accepted (default 1440)"},
 	{"TPF_ALLOW_SOURCES", "extra allow_from ranges accepted although not public, comma-separated CIDRs (labs; default none)"},
@@ -31,6 +34,8 @@ var settingDocs = []struct{ name, doc string }{
 type settings struct {
 	databaseURL string
 	listen      string
+	tlsCert     string
+	tlsKey      string
 	api         api.Config
 	expiry      expiry.Config
 	logLevel    slog.Level
@@ -47,6 +52,15 @@ func readSettings(getenv Env) (settings, error) {
 	}
 	if s.listen == "" {
 		s.listen = "127.0.0.1:8080"
+	}
+	s.tlsCert, s.tlsKey = getenv("TPF_TLS_CERT"), getenv("TPF_TLS_KEY")
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return s, fmt.Errorf("TPF_TLS_CERT and TPF_TLS_KEY go together: set both to serve HTTPS, or neither")
+	}
+	if s.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey); err != nil {
+			return s, fmt.Errorf("TPF_TLS_CERT/TPF_TLS_KEY: %w", err)
+		}
 	}
 	var err error
 	if s.api.MinExpireMinutes, err = intSetting(getenv, "TPF_MIN_EXPIRE_MINUTES", api.DefaultMinExpireMinutes, 1, 525600); err != nil {

@@ -78,6 +78,42 @@ type Router struct {
 	Name          string
 	TunnelAddress netip.Addr
 	CreatedAt     time.Time
+	// Revision is the revision of the router's desired set; it grows with
+	// every change.
+	Revision int64
+	Agent    AgentState
+}
+
+// AgentState is what the controller knows of a router's agent.
+type AgentState struct {
+	ConnectedAt    *time.Time
+	DisconnectedAt *time.Time
+	SeenAt         *time.Time
+	AgentVersion   string
+	// RouterOSVersion, Board and Identity are read off the router.
+	RouterOSVersion string
+	Board           string
+	Identity        string
+	// AppliedRevision is the newest desired set the agent applied.
+	AppliedRevision int64
+	// LastError is the agent's last failure to apply a set, empty after a
+	// clean pass.
+	LastError string
+}
+
+// AgentStaleAfter is how long after its last sign of life a connected agent
+// is considered gone (a few missed heartbeats).
+const AgentStaleAfter = 90 * time.Second
+
+// Connected reports whether the agent holds a live connection at now.
+func (a AgentState) Connected(now time.Time) bool {
+	if a.ConnectedAt == nil || a.SeenAt == nil {
+		return false
+	}
+	if a.DisconnectedAt != nil && !a.DisconnectedAt.Before(*a.ConnectedAt) {
+		return false
+	}
+	return now.Sub(*a.SeenAt) < AgentStaleAfter
 }
 
 // Status is where a forward is in its life.
@@ -117,6 +153,8 @@ type Forward struct {
 	RevokedAt *time.Time
 	// EndedAt is set once the forward stopped: at its expiry or revoke.
 	EndedAt *time.Time
+	// RouterError says why the router's agent refused or failed the forward.
+	RouterError string
 	// status is the stored status; StatusAt derives the one to show.
 	status Status
 }
@@ -166,6 +204,8 @@ const (
 	ActionForwardExpire = "forward.expire"
 	ActionRouterCreate  = "router.create"
 	ActionRouterDelete  = "router.delete"
+	// ActionAgentTokenRotate: a router's agent token was replaced.
+	ActionAgentTokenRotate = "router.agent_token_rotate"
 )
 
 // ActorExpiry is the audit actor for forwards the expiry clock ended.

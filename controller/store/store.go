@@ -37,6 +37,11 @@ const ChangesChannel = "tpf_changes"
 type Change struct {
 	RouterID uuid.UUID `json:"router_id"`
 	Region   string    `json:"region"`
+	// Revision is the router's new desired-set revision.
+	Revision int64 `json:"revision,omitempty"`
+	// Disconnect asks the replica holding the router's agent to drop it
+	// (its token was rotated).
+	Disconnect bool `json:"disconnect,omitempty"`
 }
 
 // Store is the controller's state. Its zero value is not usable; call New.
@@ -114,7 +119,15 @@ func audit(ctx context.Context, q *db.Queries, at time.Time, account uuid.UUID, 
 	return nil
 }
 
+// publish bumps the router's revision and announces the change; call it in
+// the transaction that made the change, so the notification goes out only on
+// commit.
 func publish(ctx context.Context, q *db.Queries, c Change) error {
+	rev, err := q.BumpRevision(ctx, c.RouterID)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("bump revision: %w", err)
+	}
+	c.Revision = rev
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -569,7 +582,12 @@ func toRegion(r db.Region) fleet.Region {
 func toRouter(r db.Router) fleet.Router {
 	return fleet.Router{
 		ID: r.ID, AccountID: r.AccountID, Region: r.RegionID, Name: r.Name,
-		TunnelAddress: r.TunnelAddress, CreatedAt: r.CreatedAt.UTC(),
+		TunnelAddress: r.TunnelAddress, CreatedAt: r.CreatedAt.UTC(), Revision: r.Revision,
+		Agent: fleet.AgentState{
+			ConnectedAt: utcPtr(r.AgentConnectedAt), DisconnectedAt: utcPtr(r.AgentDisconnectedAt),
+			SeenAt: utcPtr(r.AgentSeenAt), AgentVersion: r.AgentVersion, RouterOSVersion: r.RouterosVersion,
+			Board: r.Board, Identity: r.Identity, AppliedRevision: r.AppliedRevision, LastError: r.AgentError,
+		},
 	}
 }
 
@@ -578,7 +596,7 @@ func toForward(f db.Forward, entryPoint string) fleet.Forward {
 		ID: f.ID, RouterID: f.RouterID, Region: f.RegionID, EntryPoint: entryPoint,
 		Port: uint16(f.Port), DstAddress: f.DstAddress, DstPort: uint16(f.DstPort), AllowFrom: f.AllowCidr,
 		Masquerade: f.Masquerade, CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
-		RevokedAt: utcPtr(f.RevokedAt), EndedAt: utcPtr(f.EndedAt),
+		RevokedAt: utcPtr(f.RevokedAt), EndedAt: utcPtr(f.EndedAt), RouterError: f.RouterError,
 	}
 	out.SetStatus(fleet.Status(f.Status))
 	return out

@@ -53,6 +53,7 @@ type Forward struct {
 	RevokedBy      *uuid.UUID
 	EndedAt        *time.Time
 	PortReleasedAt *time.Time
+	RouterError    string
 }
 
 type Region struct {
@@ -65,12 +66,22 @@ type Region struct {
 }
 
 type Router struct {
-	ID             uuid.UUID
-	AccountID      uuid.UUID
-	RegionID       string
-	Name           string
-	TunnelAddress  netip.Addr
-	AgentTokenHash []byte
-	CreatedAt      time.Time
-	DeletedAt      *time.Time
+	ID                  uuid.UUID
+	AccountID           uuid.UUID
+	RegionID            string
+	Name                string
+	TunnelAddress       netip.Addr
+	AgentTokenHash      []byte
+	CreatedAt           time.Time
+	DeletedAt           *time.Time
+	Revision            int64
+	AgentConnectedAt    *time.Time
+	AgentDisconnectedAt *time.Time
+	AgentSeenAt         *time.Time
+	AgentVersion        string
+	RouterosVersion     string
+	Board               string
+	Identity            string
+	AppliedRevision     int64
+	AgentError          string
 }

@@ -16,7 +16,7 @@ import (
 const createRouter = `-- name: CreateRouter :one
 insert into routers (account_id, region_id, name, tunnel_address, agent_token_hash, created_at)
 values ($1, $2, $3, $4, $5, $6)
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error
 `
 
 type CreateRouterParams struct {
@@ -47,6 +47,16 @@ func (q *Queries) CreateRouter(ctx context.Context, arg CreateRouterParams) (Rou
 		&i.AgentTokenHash,
 		&i.CreatedAt,
 		&i.DeletedAt,
+		&i.Revision,
+		&i.AgentConnectedAt,
+		&i.AgentDisconnectedAt,
+		&i.AgentSeenAt,
+		&i.AgentVersion,
+		&i.RouterosVersion,
+		&i.Board,
+		&i.Identity,
+		&i.AppliedRevision,
+		&i.AgentError,
 	)
 	return i, err
 }
@@ -54,7 +64,7 @@ func (q *Queries) CreateRouter(ctx context.Context, arg CreateRouterParams) (Rou
 const deleteRouter = `-- name: DeleteRouter :one
 update routers set deleted_at = $1::timestamptz
 where id = $2 and account_id = $3 and deleted_at is null
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error
 `
 
 type DeleteRouterParams struct {
@@ -75,12 +85,22 @@ func (q *Queries) DeleteRouter(ctx context.Context, arg DeleteRouterParams) (Rou
 		&i.AgentTokenHash,
 		&i.CreatedAt,
 		&i.DeletedAt,
+		&i.Revision,
+		&i.AgentConnectedAt,
+		&i.AgentDisconnectedAt,
+		&i.AgentSeenAt,
+		&i.AgentVersion,
+		&i.RouterosVersion,
+		&i.Board,
+		&i.Identity,
+		&i.AppliedRevision,
+		&i.AgentError,
 	)
 	return i, err
 }
 
 const getRouter = `-- name: GetRouter :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at from routers
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error from routers
 where id = $1 and account_id = $2 and deleted_at is null
 `
 
@@ -101,12 +121,22 @@ func (q *Queries) GetRouter(ctx context.Context, arg GetRouterParams) (Router, e
 		&i.AgentTokenHash,
 		&i.CreatedAt,
 		&i.DeletedAt,
+		&i.Revision,
+		&i.AgentConnectedAt,
+		&i.AgentDisconnectedAt,
+		&i.AgentSeenAt,
+		&i.AgentVersion,
+		&i.RouterosVersion,
+		&i.Board,
+		&i.Identity,
+		&i.AppliedRevision,
+		&i.AgentError,
 	)
 	return i, err
 }
 
 const listRouters = `-- name: ListRouters :many
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at from routers
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error from routers
 where account_id = $1 and deleted_at is null
 order by created_at, id
 `
@@ -129,6 +159,16 @@ func (q *Queries) ListRouters(ctx context.Context, accountID uuid.UUID) ([]Route
 			&i.AgentTokenHash,
 			&i.CreatedAt,
 			&i.DeletedAt,
+			&i.Revision,
+			&i.AgentConnectedAt,
+			&i.AgentDisconnectedAt,
+			&i.AgentSeenAt,
+			&i.AgentVersion,
+			&i.RouterosVersion,
+			&i.Board,
+			&i.Identity,
+			&i.AppliedRevision,
+			&i.AgentError,
 		); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,174 @@
+// Package syncproto defines the messages the controller exchanges with agents
+// (and, later, edges) over one websocket: JSON text messages, each an
+// Envelope whose Type says which body it carries.
+//
+// The protocol is level-triggered. The controller sends the full desired set
+// with a revision that only grows: on connect, on every change and
+// periodically. Applying a set twice changes nothing. The agent answers each
+// set it applied with a Report. Unknown fields are ignored in both
+// directions, and a message a side cannot parse is reported, not fatal.
+//
+// It imports only the standard library.
+package syncproto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Version is the protocol version this package speaks. A peer sending a
+// higher version is refused with an Error message naming both.
+const Version = 1
+
+// AgentPath is the controller's websocket endpoint for agents; they
+// authenticate with "Authorization: Bearer <agent token>".
+const AgentPath = "/api/agent/v1/connect"
+
+// Message types.
+const (
+	TypeHello   = "hello"   // agent → controller, first message
+	TypeDesired = "desired" // controller → agent: the full desired set
+	TypeReport  = "report"  // agent → controller: what was applied
+	TypeError   = "error"   // either way: a message could not be handled
+)
+
+// MaxMessageBytes bounds one message; a desired set of 10,000 forwards fits.
+const MaxMessageBytes = 4 << 20
+
+// Envelope is one message on the wire.
+type Envelope struct {
+	Type    string   `json:"type"`
+	Version int      `json:"v"`
+	Hello   *Hello   `json:"hello,omitempty"`
+	Desired *Desired `json:"desired,omitempty"`
+	Report  *Report  `json:"report,omitempty"`
+	Error   *Error   `json:"error,omitempty"`
+}
+
+// Hello introduces an agent and what it sees of its router.
+type Hello struct {
+	AgentVersion string `json:"agent_version"`
+	Router       Router `json:"router"`
+}
+
+// Router is what the agent reads off its router; empty while unreachable.
+type Router struct {
+	RouterOSVersion string `json:"routeros_version,omitempty"`
+	Board           string `json:"board,omitempty"`
+	Identity        string `json:"identity,omitempty"`
+}
+
+// Desired is the full set of forwards a router must hold.
+type Desired struct {
+	Revision int64 `json:"revision"`
+	// TunnelAddress is the router's address in the management tunnel: the
+	// dst-address of its rules.
+	TunnelAddress netip.Addr `json:"tunnel_address"`
+	// EdgeAddress is the region's edge address in the tunnel: the
+	// src-address of its rules.
+	EdgeAddress netip.Addr `json:"edge_address"`
+	Forwards    []Forward  `json:"forwards"`
+	// SentAt is the controller's clock when it sent the set (information
+	// only: every side enforces expiry on its own clock).
+	SentAt time.Time `json:"sent_at"`
+}
+
+// Forward is one forward as a router holds it.
+type Forward struct {
+	ID         string     `json:"id"`
+	Port       uint16     `json:"port"`
+	DstAddress netip.Addr `json:"dst_address"`
+	DstPort    uint16     `json:"dst_port"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	Masquerade bool       `json:"masquerade,omitempty"`
+}
+
+// Report says what the agent applied.
+type Report struct {
+	// Revision is the revision of the set applied; 0 when none was received.
+	Revision     int64  `json:"revision"`
+	AgentVersion string `json:"agent_version"`
+	Router       Router `json:"router"`
+	// Results has one entry per forward of the set.
+	Results []Result `json:"results"`
+	// Present lists the ids of every tpf forward with a rule on the router
+	// after applying: a forward missing here is confirmed removed.
+	Present []string `json:"present"`
+	// Error is a failure of the whole pass (router unreachable, login
+	// refused), empty when the pass ran.
+	Error string `json:"error,omitempty"`
+}
+
+// Result states.
+const (
+	StateApplied = "applied" // the forward's rules are in place
+	StateRefused = "refused" // the agent's own checks refused it; Error says why
+	StateFailed  = "failed"  // the router refused or failed; retried next pass
+	StateExpired = "expired" // its expiry passed on the agent's clock
+)
+
+// Result is the outcome for one forward.
+type Result struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// Error reports a message that could not be handled.
+type Error struct {
+	Message string `json:"message"`
+}
+
+// ErrVersion means the peer speaks a newer protocol.
+var ErrVersion = errors.New("unsupported protocol version")
+
+// Encode returns the wire form of a message carrying body, which must be a
+// *Hello, *Desired, *Report or *Error.
+func Encode(body any) ([]byte, error) {
+	e := Envelope{Version: Version}
+	switch b := body.(type) {
+	case *Hello:
+		e.Type, e.Hello = TypeHello, b
+	case *Desired:
+		e.Type, e.Desired = TypeDesired, b
+	case *Report:
+		e.Type, e.Report = TypeReport, b
+	case *Error:
+		e.Type, e.Error = TypeError, b
+	default:
+		return nil, fmt.Errorf("syncproto: cannot encode %T", body)
+	}
+	return json.Marshal(e)
+}
+
+// Decode parses one message. It fails on malformed JSON, a newer version,
+// an unknown type or a type without its body.
+func Decode(data []byte) (Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Envelope{}, fmt.Errorf("syncproto: %w", err)
+	}
+	if e.Version > Version || e.Version < 1 {
+		return Envelope{}, fmt.Errorf("syncproto: version %d, this side speaks %d: %w", e.Version, Version, ErrVersion)
+	}
+	var missing bool
+	switch e.Type {
+	case TypeHello:
+		missing = e.Hello == nil
+	case TypeDesired:
+		missing = e.Desired == nil
+	case TypeReport:
+		missing = e.Report == nil
+	case TypeError:
+		missing = e.Error == nil
+	default:
+		return Envelope{}, fmt.Errorf("syncproto: unknown message type %q", e.Type)
+	}
+	if missing {
+		return Envelope{}, fmt.Errorf("syncproto: %s message without its body", e.Type)
+	}
+	return e, nil
+}
