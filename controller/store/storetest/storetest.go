@@ -178,3 +178,15 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Reopen returns a second, independent pool on pool's database, as another
+// controller replica would have. It is closed when the test ends.
+func Reopen(t testing.TB, pool *pgxpool.Pool) *pgxpool.Pool {
+	t.Helper()
+	other, err := pgxpool.NewWithConfig(context.Background(), pool.Config().Copy())
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(other.Close)
+	return other
+}

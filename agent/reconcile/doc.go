@@ -1,0 +1,16 @@
+// Package reconcile is the agent's pure core: given the desired set of
+// forwards from the controller, the router's NAT rules as read, and the
+// agent's clock, Compute returns the plan of removals, fixes and additions
+// that makes the router hold exactly the desired set, and the per-forward
+// results to report.
+//
+// Compute enforces the agent's half of the design invariants: it re-checks
+// every forward the way the API does (so a controller bug cannot open a
+// path to the router itself or a metadata service), enforces expiry on the
+// agent's own clock, removes every tpf rule that is stale, expired or
+// malformed, and never touches a rule whose comment lacks the tpf prefix.
+//
+// It does no I/O and keeps no state; package routeros reads rules and
+// applies plans. It imports only the standard library and tpf's shared
+// packages.
+package reconcile
