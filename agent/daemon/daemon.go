@@ -1,0 +1,282 @@
+// Package daemon is the agent's long-running service: it keeps the link to
+// the controller, remembers the newest desired set, and reconciles the
+// router's NAT rules with it on every set, at the next expiry on its own
+// clock, after reconnecting to the router and periodically.
+//
+// It fails closed: a forward's rules are removed at its expiry also while the
+// controller is unreachable, and after a restart (the expiry is in the
+// rule's comment) even before the controller has sent a set.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/tpf-dev/tpf/agent/reconcile"
+	"github.com/tpf-dev/tpf/agent/routeros"
+	"github.com/tpf-dev/tpf/shared/forward"
+	"github.com/tpf-dev/tpf/shared/syncproto"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultResync    = 30 * time.Second
+	DefaultHeartbeat = 20 * time.Second
+)
+
+// Config configures the agent. ControllerURL, Token and Router.Address are
+// required.
+type Config struct {
+	// ControllerURL is the controller's base URL, http(s)://host[:port].
+	ControllerURL string
+	// Token is the router's agent token.
+	Token string
+	// ControllerTLS verifies the controller; nil means the system roots.
+	ControllerTLS *tls.Config
+	// Router says how to reach the router's API.
+	Router routeros.Config
+	// Version is the agent's version, reported to the controller.
+	Version string
+	// Now reads the clock; nil means time.Now.
+	Now func() time.Time
+	// Resync is the longest time between two passes; zero means
+	// DefaultResync.
+	Resync time.Duration
+	// Heartbeat is how often the link pings the controller; zero means
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
+	// Logger receives what the agent does; nil discards.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Resync <= 0 {
+		c.Resync = DefaultResync
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Daemon is the agent. Run it once.
+type Daemon struct {
+	cfg     Config
+	url     string
+	wake    chan struct{} // a pass is wanted; holds at most one request
+	reports chan *syncproto.Report
+
+	mu      sync.Mutex
+	desired *syncproto.Desired // newest set received; nil before the first
+	system  syncproto.Router   // what the router said about itself
+}
+
+// New checks cfg and returns a Daemon.
+func New(cfg Config) (*Daemon, error) {
+	cfg = cfg.withDefaults()
+	url, err := AgentURL(cfg.ControllerURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("no agent token: set TPF_AGENT_TOKEN to the token shown when the router was created")
+	}
+	if cfg.Router.Address == "" {
+		return nil, errors.New("no RouterOS API address")
+	}
+	return &Daemon{
+		cfg: cfg, url: url,
+		wake:    make(chan struct{}, 1),
+		reports: make(chan *syncproto.Report, 1),
+	}, nil
+}
+
+// Run runs the agent until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	l := &link{
+		url: d.url, token: d.cfg.Token, tls: d.cfg.ControllerTLS, heartbeat: d.cfg.Heartbeat,
+		hello: d.hello, onSet: d.setDesired, reports: d.reports, log: d.cfg.Logger,
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { l.run(ctx) })
+	wg.Go(func() { d.reconcileLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// Desired returns the newest desired set received, nil before the first.
+func (d *Daemon) Desired() *syncproto.Desired {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.desired
+}
+
+func (d *Daemon) hello() *syncproto.Hello {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &syncproto.Hello{AgentVersion: d.cfg.Version, Router: d.system}
+}
+
+// setDesired keeps a set unless it is older than the one held (a delayed
+// message), and asks for a pass.
+func (d *Daemon) setDesired(s *syncproto.Desired) {
+	d.mu.Lock()
+	if d.desired == nil || s.Revision >= d.desired.Revision {
+		d.desired = s
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (d *Daemon) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// report hands the newest report to the link, replacing one not yet sent.
+func (d *Daemon) report(r *syncproto.Report) {
+	for {
+		select {
+		case d.reports <- r:
+			return
+		default:
+		}
+		select {
+		case <-d.reports:
+		default:
+		}
+	}
+}
+
+// reconcileLoop runs passes until ctx ends: when woken, when the next
+// expiry comes, after a failure (with backoff) and every Resync.
+func (d *Daemon) reconcileLoop(ctx context.Context) {
+	var client *routeros.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval = time.Second
+	retry.MaxInterval = 30 * time.Second
+	retry.MaxElapsedTime = 0
+	timer := time.NewTimer(0) // a first pass at once: enforce expiry before any set
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		}
+		next, err := d.pass(ctx, &client)
+		wait := d.cfg.Resync
+		if err != nil {
+			// A router that refused a step keeps its connection; a broken
+			// one is dialled again.
+			if client != nil && errors.Is(err, routeros.ErrBroken) {
+				client.Close()
+				client = nil
+			}
+			wait = retry.NextBackOff()
+			d.cfg.Logger.Warn("reconcile failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			retry.Reset()
+		}
+		if !next.IsZero() {
+			if until := next.Sub(d.cfg.Now()); until < wait {
+				wait = max(until, 0)
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// pass makes the router hold the desired set once and reports it. It
+// returns when the next pass is due at the latest (zero: no expiry known).
+func (d *Daemon) pass(ctx context.Context, client **routeros.Client) (time.Time, error) {
+	desired := d.Desired()
+	rep := &syncproto.Report{AgentVersion: d.cfg.Version, Results: []syncproto.Result{}, Present: []string{}}
+	if desired != nil {
+		rep.Revision = desired.Revision
+	}
+	next, err := d.apply(ctx, client, desired, rep)
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	d.mu.Lock()
+	rep.Router = d.system
+	d.mu.Unlock()
+	d.report(rep)
+	return next, err
+}
+
+func (d *Daemon) apply(ctx context.Context, client **routeros.Client, desired *syncproto.Desired, rep *syncproto.Report) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if *client == nil {
+		c, err := routeros.Dial(ctx, d.cfg.Router)
+		if err != nil {
+			return time.Time{}, err
+		}
+		*client = c
+		if sys, err := c.System(ctx); err == nil {
+			d.mu.Lock()
+			d.system = sys
+			d.mu.Unlock()
+		}
+		d.cfg.Logger.Info("connected to the router", "address", d.cfg.Router.Address)
+	}
+	c := *client
+	rules, err := c.NATRules(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := d.cfg.Now()
+	plan := reconcile.Compute(desired, rules, now)
+	out, err := c.Apply(ctx, plan)
+	if err != nil {
+		return plan.Next, err
+	}
+	rep.Results = append(rep.Results, out.Results(plan.Results)...)
+	// What the router holds now, read back rather than assumed.
+	after, err := c.NATRules(ctx)
+	if err != nil {
+		return plan.Next, err
+	}
+	rep.Present = present(after)
+	if !plan.Empty() {
+		d.cfg.Logger.Info("reconciled", "revision", rep.Revision, "removed", len(plan.Remove), "fixed", len(plan.Set), "added", len(plan.Add), "flushed", len(plan.Flush))
+	}
+	return plan.Next, out.Err()
+}
+
+// present lists the forward ids that have a tpf rule among rules.
+func present(rules []reconcile.Rule) []string {
+	ids := []string{}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		tag, err := forward.ParseTag(r.Props["comment"])
+		if err != nil || seen[tag.ID] {
+			continue
+		}
+		seen[tag.ID] = true
+		ids = append(ids, tag.ID)
+	}
+	return ids
+}
