@@ -4,6 +4,8 @@ GO    ?= go
 DATA  := $(CURDIR)/.data
 SQLC_VERSION := v1.31.1
 SQLC  := $(CURDIR)/.cache/bin/sqlc
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: all build run test test-go vet fmt-check generate check-generated bench clean
 
@@ -11,7 +13,7 @@ all: build
 
 ## build: the programs, into bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./controller/cmd/... ./agent/cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./controller/cmd/... ./agent/cmd/...
 
 ## run: the controller on http://127.0.0.1:8080, on $DATABASE_URL or a private PostgreSQL in .data/
 run: build
@@ -53,7 +55,10 @@ bench: build
 	dir=$$(mktemp -d /tmp/tpf-bench.XXXXXX); chmod 755 $$dir; \
 	trap 'bin/tpf-devdb stop $$dir/pg >/dev/null 2>&1 || true; rm -rf $$dir' EXIT; \
 	url=$$(bin/tpf-devdb start -ephemeral $$dir/pg); \
-	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench . -benchmem -count 5 ./controller/...
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench Forwards -benchmem -count 5 ./controller/api/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToRule -benchtime 100x ./agent/daemon/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench AgentMemory -benchtime 1x ./agent/daemon/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench MemoryPerAgent -benchtime 1x ./controller/hub/
 
 clean:
 	rm -rf bin dist

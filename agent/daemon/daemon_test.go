@@ -2,7 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"log"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +16,7 @@ import (
 	"github.com/tpf-dev/tpf/agent/daemon"
 	"github.com/tpf-dev/tpf/agent/routeros"
 	"github.com/tpf-dev/tpf/agent/routerostest"
+	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/store"
@@ -23,14 +27,16 @@ import (
 // world is a controller (store and hub on real PostgreSQL), an emulated
 // router and its agent, all on loopback.
 type world struct {
-	t          *testing.T
+	t          testing.TB
 	st         *store.Store
 	p          fleet.Principal
 	router     fleet.Router
 	agentToken string
+	apiToken   string
 	ros        *routerostest.Server
 	ctrl       *httptest.Server
 	hub        *hub.Hub
+	agentTLS   *tls.Config // how the agent verifies the controller; nil: system roots
 	stopAgent  context.CancelFunc
 	agentDone  chan struct{}
 }
@@ -40,7 +46,7 @@ const (
 	edgeAddr   = "10.99.0.1"
 )
 
-func newWorld(t *testing.T, version string) *world {
+func newWorld(t testing.TB, version string) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{t: t, st: store.New(storetest.New(t))}
@@ -55,6 +61,7 @@ func newWorld(t *testing.T, version string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.apiToken = token
 	if w.p, err = w.st.Authenticate(ctx, token); err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +83,12 @@ func newWorld(t *testing.T, version string) *world {
 	return w
 }
 
-// startController starts the controller's agent endpoint; after the first
-// start it comes back on the same address, like a restarted controller.
+// startController starts the controller's API and agent endpoint; after the
+// first start it comes back on the same address, like a restarted controller.
 func (w *world) startController() {
 	w.hub = hub.New(w.st, hub.Config{Heartbeat: time.Second})
 	w.hub.Start(context.Background())
-	srv := httptest.NewUnstartedServer(w.hub)
+	srv := httptest.NewUnstartedServer(api.NewServer(w.st, api.Config{Agents: w.hub}))
 	if w.ctrl != nil {
 		ln, err := net.Listen("tcp", w.ctrl.Listener.Addr().String())
 		if err != nil {
@@ -107,6 +114,7 @@ func (w *world) startAgent(controllerURL string) {
 	d, err := daemon.New(daemon.Config{
 		ControllerURL: controllerURL,
 		Token:         w.agentToken,
+		ControllerTLS: w.agentTLS,
 		Router:        routeros.Config{Address: w.ros.Addr(), User: "tpf", Password: "s3cret", Timeout: 2 * time.Second},
 		Version:       "test",
 		Resync:        200 * time.Millisecond,
@@ -350,4 +358,50 @@ func TestRefusedForward(t *testing.T) {
 	if s := w.status(f); s != fleet.StatusPending {
 		t.Errorf("status: got %s, want pending", s)
 	}
+}
+
+// TestControllerOverTLS: the agent verifies the controller's certificate
+// with the CA bundle it is given, and refuses one it cannot verify.
+func TestControllerOverTLS(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "7.18.2")
+	srv := httptest.NewUnstartedServer(api.NewServer(w.st, api.Config{Agents: w.hub}))
+	handshakes := &lineWriter{lines: make(chan string, 100)}
+	srv.Config.ErrorLog = log.New(handshakes, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	// Without the CA, the agent's handshake fails: the forward stays
+	// pending and the router is never reported connected.
+	w.startAgent(srv.URL)
+	f := w.create(time.Now().UTC().Truncate(time.Second), 60, false)
+	select {
+	case line := <-handshakes.lines:
+		if !strings.Contains(line, "TLS handshake error") {
+			t.Fatalf("server log: got %q, want a TLS handshake error", line)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the agent never tried the controller")
+	}
+	if w.hub.Connected(w.router.ID) || len(w.tpfRules()) != 0 {
+		t.Fatal("the agent connected to a controller it could not verify")
+	}
+	w.killAgent()
+
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	w.agentTLS = &tls.Config{RootCAs: pool}
+	w.startAgent(srv.URL)
+	w.eventually("the rule over the verified link", func() bool { return w.tpfRules()[f.ID.String()+"/dstnat"] != nil })
+}
+
+// lineWriter hands each write (a log line) to a channel.
+type lineWriter struct{ lines chan string }
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	select {
+	case l.lines <- string(p):
+	default:
+	}
+	return len(p), nil
 }

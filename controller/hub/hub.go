@@ -135,6 +135,13 @@ func (h *Hub) Connected(router uuid.UUID) bool {
 	return h.conns[router] != nil
 }
 
+// Count is the number of agents connected to this replica.
+func (h *Hub) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
 // Kick sends router's agent, if connected here, its current desired set.
 func (h *Hub) Kick(router uuid.UUID) {
 	h.mu.Lock()

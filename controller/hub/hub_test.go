@@ -27,7 +27,7 @@ type fixture struct {
 	agentToken string
 }
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t testing.TB) fixture {
 	t.Helper()
 	ctx := context.Background()
 	st := store.New(storetest.New(t))
@@ -53,7 +53,7 @@ func newFixture(t *testing.T) fixture {
 }
 
 // startHub serves a hub (one controller replica) over httptest.
-func startHub(t *testing.T, st *store.Store, cfg hub.Config) (*hub.Hub, string) {
+func startHub(t testing.TB, st *store.Store, cfg hub.Config) (*hub.Hub, string) {
 	t.Helper()
 	h := hub.New(st, cfg)
 	h.Start(context.Background())
