@@ -18,7 +18,7 @@ func TestRoundTrip(t *testing.T) {
 		&syncproto.Hello{AgentVersion: "v1", Router: syncproto.Router{RouterOSVersion: "7.18.2", Board: "RB5009", Identity: "hq"}},
 		&syncproto.Desired{Revision: 7, TunnelAddress: netip.MustParseAddr("10.99.0.2"), EdgeAddress: netip.MustParseAddr("10.99.0.1"),
 			Forwards: []syncproto.Forward{{ID: "9c56202d-c388-484d-ac9a-7677f24f1f18", Port: 49159, DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22, ExpiresAt: at, Masquerade: true}},
-			SentAt: at},
+			SentAt:   at},
 		&syncproto.Report{Revision: 7, AgentVersion: "v1", Results: []syncproto.Result{{ID: "x", State: syncproto.StateRefused, Error: "loopback"}}, Present: []string{"y"}, Error: "e"},
 		&syncproto.Error{Message: "bad"},
 	}
