@@ -67,6 +67,27 @@ type Region struct {
 	Ports             PortRange
 	EdgeTunnelAddress netip.Addr
 	CreatedAt         time.Time
+	// Revision is the revision of the region's listener set.
+	Revision int64
+	// EdgeManaged: a tpf edge serves the region, so forwards are active
+	// only once it listens for them.
+	EdgeManaged bool
+	Edge        EdgeState
+}
+
+// EdgeState is what the controller knows of a region's edge.
+type EdgeState struct {
+	ConnectedAt     *time.Time
+	DisconnectedAt  *time.Time
+	SeenAt          *time.Time
+	Version         string
+	AppliedRevision int64
+	LastError       string
+}
+
+// Connected reports whether the edge holds a live connection at now.
+func (e EdgeState) Connected(now time.Time) bool {
+	return AgentState{ConnectedAt: e.ConnectedAt, DisconnectedAt: e.DisconnectedAt, SeenAt: e.SeenAt}.Connected(now)
 }
 
 // Router is a MikroTik router reachable from its region's edge at
@@ -155,6 +176,10 @@ type Forward struct {
 	EndedAt *time.Time
 	// RouterError says why the router's agent refused or failed the forward.
 	RouterError string
+	// EdgeError says why the edge could not listen for the forward.
+	EdgeError string
+	// ConnectionsActive is how many connections the edge relays for it.
+	ConnectionsActive int
 	// status is the stored status; StatusAt derives the one to show.
 	status Status
 }
@@ -184,6 +209,18 @@ type NewForward struct {
 	AllowFrom  netip.Prefix
 	Masquerade bool
 	Duration   time.Duration
+}
+
+// Connection is one connection an edge relayed for a forward.
+type Connection struct {
+	ID        uuid.UUID
+	ForwardID uuid.UUID
+	Source    string
+	StartedAt time.Time
+	EndedAt   *time.Time
+	BytesUp   int64
+	BytesDown int64
+	Reason    string
 }
 
 // AuditEvent is one entry of an account's audit log.

@@ -117,7 +117,7 @@ func (s *Store) AgentHello(ctx context.Context, router uuid.UUID, h syncproto.He
 
 // ReportOutcome says what a report changed.
 type ReportOutcome struct {
-	Activated []uuid.UUID // forwards now active
+	Activated []uuid.UUID // forwards confirmed and active
 	Removed   []uuid.UUID // forwards whose removal the router confirmed
 }
 
@@ -149,8 +149,14 @@ func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.R
 				return err
 			}
 		}
-		if out.Activated, err = q.ActivateForwards(ctx, db.ActivateForwardsParams{RouterID: router, Ids: applied}); err != nil {
+		rows, err := q.ActivateForwards(ctx, db.ActivateForwardsParams{Now: now, RouterID: router, Ids: applied})
+		if err != nil {
 			return err
+		}
+		for _, r := range rows {
+			if r.Status == string(fleet.StatusActive) {
+				out.Activated = append(out.Activated, r.ID)
+			}
 		}
 		present := make([]uuid.UUID, 0, len(r.Present))
 		for _, p := range r.Present {

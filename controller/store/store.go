@@ -33,14 +33,15 @@ import (
 // router's desired set is announced; the payload is a JSON Change.
 const ChangesChannel = "tpf_changes"
 
-// Change says whose desired set changed.
+// Change says whose desired set changed: a router's (and so its region's
+// listeners), or only a region's when RouterID is zero.
 type Change struct {
 	RouterID uuid.UUID `json:"router_id"`
 	Region   string    `json:"region"`
 	// Revision is the router's new desired-set revision.
 	Revision int64 `json:"revision,omitempty"`
-	// Disconnect asks the replica holding the router's agent to drop it
-	// (its token was rotated).
+	// Disconnect asks the replica holding the router's agent (or, with a
+	// zero RouterID, the region's edge) to drop it: its token was replaced.
 	Disconnect bool `json:"disconnect,omitempty"`
 }
 
@@ -119,15 +120,23 @@ func audit(ctx context.Context, q *db.Queries, at time.Time, account uuid.UUID, 
 	return nil
 }
 
-// publish bumps the router's revision and announces the change; call it in
-// the transaction that made the change, so the notification goes out only on
-// commit.
+// publish bumps the revisions of the router's desired set and the region's
+// listener set, and announces the change; call it in the transaction that
+// made the change, so the notification goes out only on commit.
 func publish(ctx context.Context, q *db.Queries, c Change) error {
 	rev, err := q.BumpRevision(ctx, c.RouterID)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("bump revision: %w", err)
 	}
 	c.Revision = rev
+	if _, err := q.BumpRegionRevision(ctx, c.Region); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("bump region revision: %w", err)
+	}
+	return notify(ctx, q, c)
+}
+
+// notify announces c on ChangesChannel (on commit, inside a transaction).
+func notify(ctx context.Context, q *db.Queries, c Change) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -575,7 +584,12 @@ func toAccount(a db.Account) fleet.Account {
 func toRegion(r db.Region) fleet.Region {
 	return fleet.Region{
 		ID: r.ID, EntryPoint: r.EntryPoint, Ports: fleet.PortRange{Min: uint16(r.PortMin), Max: uint16(r.PortMax)},
-		EdgeTunnelAddress: r.EdgeTunnelAddress, CreatedAt: r.CreatedAt.UTC(),
+		EdgeTunnelAddress: r.EdgeTunnelAddress, CreatedAt: r.CreatedAt.UTC(), Revision: r.Revision,
+		EdgeManaged: r.EdgeManaged,
+		Edge: fleet.EdgeState{
+			ConnectedAt: utcPtr(r.EdgeConnectedAt), DisconnectedAt: utcPtr(r.EdgeDisconnectedAt), SeenAt: utcPtr(r.EdgeSeenAt),
+			Version: r.EdgeVersion, AppliedRevision: r.EdgeAppliedRevision, LastError: r.EdgeError,
+		},
 	}
 }
 
@@ -596,7 +610,7 @@ func toForward(f db.Forward, entryPoint string) fleet.Forward {
 		ID: f.ID, RouterID: f.RouterID, Region: f.RegionID, EntryPoint: entryPoint,
 		Port: uint16(f.Port), DstAddress: f.DstAddress, DstPort: uint16(f.DstPort), AllowFrom: f.AllowCidr,
 		Masquerade: f.Masquerade, CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
-		RevokedAt: utcPtr(f.RevokedAt), EndedAt: utcPtr(f.EndedAt), RouterError: f.RouterError,
+		RevokedAt: utcPtr(f.RevokedAt), EndedAt: utcPtr(f.EndedAt), RouterError: f.RouterError, EdgeError: f.EdgeError,
 	}
 	out.SetStatus(fleet.Status(f.Status))
 	return out

@@ -27,12 +27,19 @@ const Version = 1
 // authenticate with "Authorization: Bearer <agent token>".
 const AgentPath = "/api/agent/v1/connect"
 
+// EdgePath is the controller's websocket endpoint for edges; they
+// authenticate with "Authorization: Bearer <edge token>" of their region.
+const EdgePath = "/api/edge/v1/connect"
+
 // Message types.
 const (
 	TypeHello   = "hello"   // agent → controller, first message
 	TypeDesired = "desired" // controller → agent: the full desired set
 	TypeReport  = "report"  // agent → controller: what was applied
 	TypeError   = "error"   // either way: a message could not be handled
+
+	TypeListeners   = "listeners"   // controller → edge: the full set of listeners
+	TypeConnections = "connections" // edge → controller: connections opened and closed
 )
 
 // MaxMessageBytes bounds one message; a desired set of 10,000 forwards fits.
@@ -46,6 +53,9 @@ type Envelope struct {
 	Desired *Desired `json:"desired,omitempty"`
 	Report  *Report  `json:"report,omitempty"`
 	Error   *Error   `json:"error,omitempty"`
+
+	Listeners   *Listeners   `json:"listeners,omitempty"`
+	Connections *Connections `json:"connections,omitempty"`
 }
 
 // Hello introduces an agent and what it sees of its router.
@@ -86,7 +96,60 @@ type Forward struct {
 	Masquerade bool       `json:"masquerade,omitempty"`
 }
 
-// Report says what the agent applied.
+// Listeners is the full set of entry-point listeners an edge must hold.
+type Listeners struct {
+	Revision  int64      `json:"revision"`
+	Region    string     `json:"region"`
+	Listeners []Listener `json:"listeners"`
+	SentAt    time.Time  `json:"sent_at"`
+}
+
+// Listener is one forward as the edge holds it: connections from Allow to
+// the edge's Port are relayed to Target, the router's tunnel address and
+// the same port, until ExpiresAt.
+type Listener struct {
+	ID        string         `json:"id"`
+	Port      uint16         `json:"port"`
+	Allow     netip.Prefix   `json:"allow"`
+	Target    netip.AddrPort `json:"target"`
+	ExpiresAt time.Time      `json:"expires_at"`
+	Limits    Limits         `json:"limits"`
+}
+
+// Limits keep a forward to management traffic. Zero means no limit.
+type Limits struct {
+	// MaxConnections is the most concurrent connections of the forward.
+	MaxConnections int `json:"max_connections,omitempty"`
+	// IdleSeconds cuts a connection that moved no byte for that long.
+	IdleSeconds int `json:"idle_seconds,omitempty"`
+	// BytesPerSecond caps each direction of each connection.
+	BytesPerSecond int64 `json:"bytes_per_second,omitempty"`
+}
+
+// Connections reports connections through an edge: each record is sent when
+// the connection opens (End zero) and again when it ends. After
+// reconnecting, an edge sends the records of every connection still open.
+type Connections struct {
+	Records []Connection `json:"records"`
+}
+
+// Connection is one relayed connection.
+type Connection struct {
+	ID        string         `json:"id"`
+	ForwardID string         `json:"forward_id"`
+	Source    netip.AddrPort `json:"source"`
+	Start     time.Time      `json:"start"`
+	End       time.Time      `json:"end,omitzero"`
+	// BytesUp is client → device, BytesDown device → client.
+	BytesUp   int64 `json:"bytes_up"`
+	BytesDown int64 `json:"bytes_down"`
+	// Reason says why it ended: client closed, target closed, idle, cut
+	// (revoked or expired), refused (over a limit), unreachable, error.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Report says what an agent or edge applied. For an edge, Results are per
+// listener (applied: listening) and Present lists the forwards listened for.
 type Report struct {
 	// Revision is the revision of the set applied; 0 when none was received.
 	Revision     int64  `json:"revision"`
@@ -126,7 +189,7 @@ type Error struct {
 var ErrVersion = errors.New("unsupported protocol version")
 
 // Encode returns the wire form of a message carrying body, which must be a
-// *Hello, *Desired, *Report or *Error.
+// *Hello, *Desired, *Report, *Error, *Listeners or *Connections.
 func Encode(body any) ([]byte, error) {
 	e := Envelope{Version: Version}
 	switch b := body.(type) {
@@ -138,6 +201,10 @@ func Encode(body any) ([]byte, error) {
 		e.Type, e.Report = TypeReport, b
 	case *Error:
 		e.Type, e.Error = TypeError, b
+	case *Listeners:
+		e.Type, e.Listeners = TypeListeners, b
+	case *Connections:
+		e.Type, e.Connections = TypeConnections, b
 	default:
 		return nil, fmt.Errorf("syncproto: cannot encode %T", body)
 	}
@@ -164,6 +231,10 @@ func Decode(data []byte) (Envelope, error) {
 		missing = e.Report == nil
 	case TypeError:
 		missing = e.Error == nil
+	case TypeListeners:
+		missing = e.Listeners == nil
+	case TypeConnections:
+		missing = e.Connections == nil
 	default:
 		return Envelope{}, fmt.Errorf("syncproto: unknown message type %q", e.Type)
 	}

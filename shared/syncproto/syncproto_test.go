@@ -21,6 +21,11 @@ func TestRoundTrip(t *testing.T) {
 			SentAt:   at},
 		&syncproto.Report{Revision: 7, AgentVersion: "v1", Results: []syncproto.Result{{ID: "x", State: syncproto.StateRefused, Error: "loopback"}}, Present: []string{"y"}, Error: "e"},
 		&syncproto.Error{Message: "bad"},
+		&syncproto.Listeners{Revision: 3, Region: "eu1", SentAt: at, Listeners: []syncproto.Listener{{ID: "x", Port: 49159,
+			Allow: netip.MustParsePrefix("81.2.69.0/24"), Target: netip.MustParseAddrPort("10.99.0.2:49159"), ExpiresAt: at,
+			Limits: syncproto.Limits{MaxConnections: 8, IdleSeconds: 600, BytesPerSecond: 1 << 20}}}},
+		&syncproto.Connections{Records: []syncproto.Connection{{ID: "c", ForwardID: "x", Source: netip.MustParseAddrPort("81.2.69.7:50000"),
+			Start: at, End: at.Add(time.Minute), BytesUp: 10, BytesDown: 20, Reason: "client closed"}}},
 	}
 	for _, body := range bodies {
 		b, err := syncproto.Encode(body)
@@ -41,6 +46,10 @@ func TestRoundTrip(t *testing.T) {
 			got = msg.Report
 		case syncproto.TypeError:
 			got = msg.Error
+		case syncproto.TypeListeners:
+			got = msg.Listeners
+		case syncproto.TypeConnections:
+			got = msg.Connections
 		}
 		if !reflect.DeepEqual(got, body) {
 			t.Errorf("round trip of %T:\ngot  %+v\nwant %+v", body, got, body)
@@ -105,6 +114,10 @@ func FuzzDecode(f *testing.F) {
 			body = msg.Report
 		case syncproto.TypeError:
 			body = msg.Error
+		case syncproto.TypeListeners:
+			body = msg.Listeners
+		case syncproto.TypeConnections:
+			body = msg.Connections
 		}
 		b, err := syncproto.Encode(body)
 		if err != nil {

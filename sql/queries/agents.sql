@@ -45,10 +45,16 @@ set agent_seen_at = @now::timestamptz, agent_version = @agent_version,
 where id = @id;
 
 -- name: ActivateForwards :many
--- The router confirmed these forwards' rules.
-update forwards set status = 'active', router_error = ''
-where router_id = @router_id and id = any(@ids::uuid[]) and status = 'pending'
-returning id;
+-- The router confirmed these forwards' rules. In a region served by a tpf
+-- edge the forward is active once the edge listens too.
+update forwards f
+set rule_confirmed_at = coalesce(f.rule_confirmed_at, @now::timestamptz),
+    router_error = '',
+    status = case when f.status = 'pending' and (not r.edge_managed or f.listener_confirmed_at is not null)
+                  then 'active' else f.status end
+from regions r
+where r.id = f.region_id and f.router_id = @router_id and f.id = any(@ids::uuid[])
+returning f.id, f.status;
 
 -- name: SetRouterError :exec
 update forwards set router_error = @router_error

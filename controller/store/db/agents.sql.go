@@ -14,30 +14,42 @@ import (
 )
 
 const activateForwards = `-- name: ActivateForwards :many
-update forwards set status = 'active', router_error = ''
-where router_id = $1 and id = any($2::uuid[]) and status = 'pending'
-returning id
+update forwards f
+set rule_confirmed_at = coalesce(f.rule_confirmed_at, $1::timestamptz),
+    router_error = '',
+    status = case when f.status = 'pending' and (not r.edge_managed or f.listener_confirmed_at is not null)
+                  then 'active' else f.status end
+from regions r
+where r.id = f.region_id and f.router_id = $2 and f.id = any($3::uuid[])
+returning f.id, f.status
 `
 
 type ActivateForwardsParams struct {
+	Now      time.Time
 	RouterID uuid.UUID
 	Ids      []uuid.UUID
 }
 
-// The router confirmed these forwards' rules.
-func (q *Queries) ActivateForwards(ctx context.Context, arg ActivateForwardsParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, activateForwards, arg.RouterID, arg.Ids)
+type ActivateForwardsRow struct {
+	ID     uuid.UUID
+	Status string
+}
+
+// The router confirmed these forwards' rules. In a region served by a tpf
+// edge the forward is active once the edge listens too.
+func (q *Queries) ActivateForwards(ctx context.Context, arg ActivateForwardsParams) ([]ActivateForwardsRow, error) {
+	rows, err := q.db.Query(ctx, activateForwards, arg.Now, arg.RouterID, arg.Ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []uuid.UUID{}
+	items := []ActivateForwardsRow{}
 	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var i ActivateForwardsRow
+		if err := rows.Scan(&i.ID, &i.Status); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -149,7 +149,7 @@ func (q *Queries) FreePort(ctx context.Context, arg FreePortParams) (int32, erro
 }
 
 const getForward = `-- name: GetForward :one
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, r.entry_point
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
@@ -190,6 +190,9 @@ func (q *Queries) GetForward(ctx context.Context, arg GetForwardParams) (GetForw
 		&i.Forward.EndedAt,
 		&i.Forward.PortReleasedAt,
 		&i.Forward.RouterError,
+		&i.Forward.RuleConfirmedAt,
+		&i.Forward.ListenerConfirmedAt,
+		&i.Forward.EdgeError,
 		&i.EntryPoint,
 	)
 	return i, err
@@ -207,7 +210,7 @@ where not exists (
     where o.router_id = $1 and o.port = $3 and o.status = 'removing'
 )
 on conflict (region_id, port) where port_released_at is null do nothing
-returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error
+returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error
 `
 
 type InsertForwardParams struct {
@@ -258,12 +261,15 @@ func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (F
 		&i.EndedAt,
 		&i.PortReleasedAt,
 		&i.RouterError,
+		&i.RuleConfirmedAt,
+		&i.ListenerConfirmedAt,
+		&i.EdgeError,
 	)
 	return i, err
 }
 
 const listForwards = `-- name: ListForwards :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, r.entry_point
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point
 from forwards f
 join regions r on r.id = f.region_id
 where f.router_id = $1
@@ -317,6 +323,9 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 			&i.Forward.EndedAt,
 			&i.Forward.PortReleasedAt,
 			&i.Forward.RouterError,
+			&i.Forward.RuleConfirmedAt,
+			&i.Forward.ListenerConfirmedAt,
+			&i.Forward.EdgeError,
 			&i.EntryPoint,
 		); err != nil {
 			return nil, err
@@ -330,7 +339,7 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 }
 
 const listLiveForwards = `-- name: ListLiveForwards :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, r.entry_point
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point
 from forwards f
 join regions r on r.id = f.region_id
 where f.router_id = $1 and f.ended_at is null and f.expires_at > $2
@@ -374,6 +383,9 @@ func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsPara
 			&i.Forward.EndedAt,
 			&i.Forward.PortReleasedAt,
 			&i.Forward.RouterError,
+			&i.Forward.RuleConfirmedAt,
+			&i.Forward.ListenerConfirmedAt,
+			&i.Forward.EdgeError,
 			&i.EntryPoint,
 		); err != nil {
 			return nil, err

@@ -36,33 +36,56 @@ type AuditEvent struct {
 	Detail    []byte
 }
 
+type Connection struct {
+	ID        uuid.UUID
+	ForwardID uuid.UUID
+	Source    string
+	StartedAt time.Time
+	EndedAt   *time.Time
+	BytesUp   int64
+	BytesDown int64
+	Reason    string
+}
+
 type Forward struct {
-	ID             uuid.UUID
-	RouterID       uuid.UUID
-	RegionID       string
-	Port           int32
-	DstAddress     netip.Addr
-	DstPort        int32
-	AllowCidr      netip.Prefix
-	Masquerade     bool
-	Status         string
-	CreatedAt      time.Time
-	ExpiresAt      time.Time
-	CreatedBy      *uuid.UUID
-	RevokedAt      *time.Time
-	RevokedBy      *uuid.UUID
-	EndedAt        *time.Time
-	PortReleasedAt *time.Time
-	RouterError    string
+	ID                  uuid.UUID
+	RouterID            uuid.UUID
+	RegionID            string
+	Port                int32
+	DstAddress          netip.Addr
+	DstPort             int32
+	AllowCidr           netip.Prefix
+	Masquerade          bool
+	Status              string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	CreatedBy           *uuid.UUID
+	RevokedAt           *time.Time
+	RevokedBy           *uuid.UUID
+	EndedAt             *time.Time
+	PortReleasedAt      *time.Time
+	RouterError         string
+	RuleConfirmedAt     *time.Time
+	ListenerConfirmedAt *time.Time
+	EdgeError           string
 }
 
 type Region struct {
-	ID                string
-	EntryPoint        string
-	PortMin           int32
-	PortMax           int32
-	EdgeTunnelAddress netip.Addr
-	CreatedAt         time.Time
+	ID                  string
+	EntryPoint          string
+	PortMin             int32
+	PortMax             int32
+	EdgeTunnelAddress   netip.Addr
+	CreatedAt           time.Time
+	EdgeTokenHash       []byte
+	EdgeManaged         bool
+	Revision            int64
+	EdgeConnectedAt     *time.Time
+	EdgeDisconnectedAt  *time.Time
+	EdgeSeenAt          *time.Time
+	EdgeVersion         string
+	EdgeAppliedRevision int64
+	EdgeError           string
 }
 
 type Router struct {

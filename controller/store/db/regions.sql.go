@@ -14,7 +14,7 @@ import (
 const createRegion = `-- name: CreateRegion :one
 insert into regions (id, entry_point, port_min, port_max, edge_tunnel_address, created_at)
 values ($1, $2, $3, $4, $5, $6)
-returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at
+returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error
 `
 
 type CreateRegionParams struct {
@@ -43,12 +43,21 @@ func (q *Queries) CreateRegion(ctx context.Context, arg CreateRegionParams) (Reg
 		&i.PortMax,
 		&i.EdgeTunnelAddress,
 		&i.CreatedAt,
+		&i.EdgeTokenHash,
+		&i.EdgeManaged,
+		&i.Revision,
+		&i.EdgeConnectedAt,
+		&i.EdgeDisconnectedAt,
+		&i.EdgeSeenAt,
+		&i.EdgeVersion,
+		&i.EdgeAppliedRevision,
+		&i.EdgeError,
 	)
 	return i, err
 }
 
 const getRegion = `-- name: GetRegion :one
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at from regions where id = $1
+select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error from regions where id = $1
 `
 
 func (q *Queries) GetRegion(ctx context.Context, id string) (Region, error) {
@@ -61,12 +70,21 @@ func (q *Queries) GetRegion(ctx context.Context, id string) (Region, error) {
 		&i.PortMax,
 		&i.EdgeTunnelAddress,
 		&i.CreatedAt,
+		&i.EdgeTokenHash,
+		&i.EdgeManaged,
+		&i.Revision,
+		&i.EdgeConnectedAt,
+		&i.EdgeDisconnectedAt,
+		&i.EdgeSeenAt,
+		&i.EdgeVersion,
+		&i.EdgeAppliedRevision,
+		&i.EdgeError,
 	)
 	return i, err
 }
 
 const listRegions = `-- name: ListRegions :many
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at from regions order by id
+select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error from regions order by id
 `
 
 func (q *Queries) ListRegions(ctx context.Context) ([]Region, error) {
@@ -85,6 +103,15 @@ func (q *Queries) ListRegions(ctx context.Context) ([]Region, error) {
 			&i.PortMax,
 			&i.EdgeTunnelAddress,
 			&i.CreatedAt,
+			&i.EdgeTokenHash,
+			&i.EdgeManaged,
+			&i.Revision,
+			&i.EdgeConnectedAt,
+			&i.EdgeDisconnectedAt,
+			&i.EdgeSeenAt,
+			&i.EdgeVersion,
+			&i.EdgeAppliedRevision,
+			&i.EdgeError,
 		); err != nil {
 			return nil, err
 		}
