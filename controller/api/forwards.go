@@ -35,6 +35,9 @@ type forwardJSON struct {
 	RevokedAt  *string `json:"revoked_at"`
 	// RouterError says why the router's agent refused or failed the forward.
 	RouterError *string `json:"router_error"`
+	// EdgeError says why the edge could not listen for it.
+	EdgeError         *string `json:"edge_error"`
+	ConnectionsActive int     `json:"connections_active"`
 }
 
 func toForwardJSON(f fleet.Forward, now time.Time) forwardJSON {
@@ -55,6 +58,9 @@ func toForwardJSON(f fleet.Forward, now time.Time) forwardJSON {
 		CreatedAt:     formatTime(f.CreatedAt),
 		RevokedAt:     formatTimePtr(f.RevokedAt),
 		RouterError:   nonEmpty(f.RouterError),
+		EdgeError:     nonEmpty(f.EdgeError),
+
+		ConnectionsActive: f.ConnectionsActive,
 	}
 }
 
@@ -243,4 +249,48 @@ func nonEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+type connectionJSON struct {
+	ID        string  `json:"id"`
+	Source    string  `json:"source"`
+	StartedAt string  `json:"started_at"`
+	EndedAt   *string `json:"ended_at"`
+	BytesUp   int64   `json:"bytes_up"`
+	BytesDown int64   `json:"bytes_down"`
+	Reason    string  `json:"reason"`
+}
+
+// handleConnectionList lists the connections the edge relayed for a
+// forward, newest first (?limit=).
+func (s *server) handleConnectionList() authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
+		routerID, err := pathID(r, "router_id")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		id, err := pathID(r, "id")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		errs := &validationError{}
+		limit := queryLimit(r.URL.Query(), errs)
+		if err := errs.err(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		list, err := s.store.Connections(r.Context(), p.AccountID, routerID, id, limit)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out := make([]connectionJSON, len(list))
+		for i, c := range list {
+			out[i] = connectionJSON{ID: c.ID.String(), Source: c.Source, StartedAt: formatTime(c.StartedAt), EndedAt: formatTimePtr(c.EndedAt),
+				BytesUp: c.BytesUp, BytesDown: c.BytesDown, Reason: c.Reason}
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
 }

@@ -169,14 +169,26 @@ func (s *server) handleAgentTokenRotate() authedHandler {
 }
 
 type regionJSON struct {
-	ID         string `json:"id"`
-	EntryPoint string `json:"entry_point"`
-	PortMin    int    `json:"port_min"`
-	PortMax    int    `json:"port_max"`
+	ID         string    `json:"id"`
+	EntryPoint string    `json:"entry_point"`
+	PortMin    int       `json:"port_min"`
+	PortMax    int       `json:"port_max"`
+	Edge       *edgeJSON `json:"edge"`
+}
+
+// edgeJSON is the region's edge, null when no tpf edge serves it.
+type edgeJSON struct {
+	Connected       bool    `json:"connected"`
+	LastSeenAt      *string `json:"last_seen_at"`
+	Version         string  `json:"version"`
+	DesiredRevision int64   `json:"desired_revision"`
+	AppliedRevision int64   `json:"applied_revision"`
+	LastError       string  `json:"last_error"`
 }
 
 func (s *server) handleRegionList() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
+		now := s.now()
 		list, err := s.store.Regions(r.Context())
 		if err != nil {
 			s.writeError(w, r, err)
@@ -185,6 +197,11 @@ func (s *server) handleRegionList() authedHandler {
 		out := make([]regionJSON, len(list))
 		for i, rg := range list {
 			out[i] = regionJSON{ID: rg.ID, EntryPoint: rg.EntryPoint, PortMin: int(rg.Ports.Min), PortMax: int(rg.Ports.Max)}
+			if rg.EdgeManaged {
+				e := rg.Edge
+				out[i].Edge = &edgeJSON{Connected: e.Connected(now), LastSeenAt: formatTimePtr(e.SeenAt), Version: e.Version,
+					DesiredRevision: rg.Revision, AppliedRevision: e.AppliedRevision, LastError: e.LastError}
+			}
 		}
 		writeJSON(w, http.StatusOK, out)
 	}

@@ -17,6 +17,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+forwards+"/{id}", s.auth(s.handleForwardGet()))
 	mux.Handle("DELETE "+forwards+"/{id}", s.auth(s.handleForwardRevoke()))
 	mux.Handle(forwards+"/{id}", methodNotAllowed("GET, DELETE"))
+	mux.Handle("GET "+forwards+"/{id}/connections", s.auth(s.handleConnectionList()))
 
 	mux.Handle("GET /api/routers", s.auth(s.handleRouterList()))
 	mux.Handle("POST /api/routers", s.auth(s.handleRouterCreate()))
@@ -32,6 +33,9 @@ func (s *server) routes(mux *http.ServeMux) {
 
 	if s.cfg.Agents != nil {
 		mux.Handle("GET "+syncproto.AgentPath, s.cfg.Agents)
+	}
+	if s.cfg.Edges != nil {
+		mux.Handle("GET "+syncproto.EdgePath, s.cfg.Edges)
 	}
 
 	mux.Handle("/", notFound())

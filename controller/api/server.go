@@ -45,6 +45,9 @@ type Config struct {
 	// Agents serves the agents' websocket endpoint (syncproto.AgentPath);
 	// nil leaves it unrouted.
 	Agents http.Handler
+	// Edges serves the edges' websocket endpoint (syncproto.EdgePath); nil
+	// leaves it unrouted.
+	Edges http.Handler
 }
 
 func (c Config) withDefaults() Config {

@@ -1,8 +1,9 @@
-// Package hub holds the websockets of router agents connected to this
-// controller replica and keeps each agent supplied with its router's full
-// desired set: on connect, whenever the set changes (announced through
-// PostgreSQL NOTIFY by whichever replica made the change) and periodically.
-// It records what agents report.
+// Package hub holds the links of the peers connected to this controller
+// replica — router agents and regional edges — and keeps each supplied with
+// its full set (a router's desired forwards, a region's listeners): on
+// connect, whenever the set changes (announced through PostgreSQL NOTIFY by
+// whichever replica made the change) and periodically. It records what the
+// peers report.
 package hub
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -43,6 +45,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// Logger receives connection events and errors; nil discards.
 	Logger *slog.Logger
+	// EdgeLimits are the per-forward limits sent to edges with every
+	// listener; zero values mean no limit.
+	EdgeLimits syncproto.Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -61,34 +66,49 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Hub is the agent side of the controller. Start it once; Stop is safe to
-// call twice. ServeHTTP is the agents' websocket endpoint.
+// Hub is the peer side of the controller. Start it once; Stop is safe to
+// call twice. ServeHTTP is the agents' websocket endpoint, Edges() the
+// edges'.
 type Hub struct {
 	store *store.Store
 	cfg   Config
 
 	mu     sync.Mutex
-	conns  map[uuid.UUID]*agentConn
+	conns  map[string]*peerConn // by peer key: routerKey or edgeKey
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // New returns a Hub over st.
 func New(st *store.Store, cfg Config) *Hub {
-	return &Hub{store: st, cfg: cfg.withDefaults(), conns: map[uuid.UUID]*agentConn{}}
+	return &Hub{store: st, cfg: cfg.withDefaults(), conns: map[string]*peerConn{}}
 }
 
-// agentConn is one agent's websocket.
-type agentConn struct {
-	router uuid.UUID
-	ws     *websocket.Conn
-	// kick asks the writer to send the current desired set; it holds at
-	// most one pending request, so bursts of changes coalesce.
+func routerKey(id uuid.UUID) string { return "router " + id.String() }
+func edgeKey(region string) string  { return "edge " + region }
+
+// peer is what differs between an agent and an edge.
+type peer interface {
+	key() string
+	connected(ctx context.Context, now time.Time) error
+	disconnected(ctx context.Context, now time.Time) error
+	seen(ctx context.Context, now time.Time) error
+	// set is the peer's full set now: *syncproto.Desired or *syncproto.Listeners.
+	set(ctx context.Context, now time.Time) (any, error)
+	handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error
+}
+
+// peerConn is one connected peer.
+type peerConn struct {
+	peer peer
+	conn link.Conn
+	// kick asks the writer to send the current set; it holds at most one
+	// pending request, so bursts of changes coalesce.
 	kick   chan struct{}
 	cancel context.CancelFunc
 }
 
-func (c *agentConn) poke() {
+func (c *peerConn) poke() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -132,20 +152,27 @@ func (h *Hub) Stop() {
 func (h *Hub) Connected(router uuid.UUID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.conns[router] != nil
+	return h.conns[routerKey(router)] != nil
 }
 
-// Count is the number of agents connected to this replica.
+// EdgeConnected reports whether region's edge is connected to this replica.
+func (h *Hub) EdgeConnected(region string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[edgeKey(region)] != nil
+}
+
+// Count is the number of peers connected to this replica.
 func (h *Hub) Count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.conns)
 }
 
-// Kick sends router's agent, if connected here, its current desired set.
-func (h *Hub) Kick(router uuid.UUID) {
+// kick sends the peer under key, if connected here, its current set.
+func (h *Hub) kick(key string) {
 	h.mu.Lock()
-	c := h.conns[router]
+	c := h.conns[key]
 	h.mu.Unlock()
 	if c != nil {
 		c.poke()
@@ -160,9 +187,9 @@ func (h *Hub) kickAll() {
 	}
 }
 
-func (h *Hub) drop(router uuid.UUID) {
+func (h *Hub) drop(key string) {
 	h.mu.Lock()
-	c := h.conns[router]
+	c := h.conns[key]
 	h.mu.Unlock()
 	if c != nil {
 		c.cancel()
@@ -224,10 +251,14 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 			h.cfg.Logger.Warn("bad change notification", "payload", n.Payload, "err", err)
 			continue
 		}
-		if c.Disconnect {
-			h.drop(c.RouterID)
-		} else {
-			h.Kick(c.RouterID)
+		switch {
+		case c.Disconnect && c.RouterID == uuid.Nil:
+			h.drop(edgeKey(c.Region))
+		case c.Disconnect:
+			h.drop(routerKey(c.RouterID))
+		default:
+			h.kick(routerKey(c.RouterID))
+			h.kick(edgeKey(c.Region))
 		}
 	}
 }
@@ -236,50 +267,97 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 // the agent token, upgrades to a websocket and serves the agent until either
 // side goes away. A second connection for the same router replaces the first.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	secret, ok := bearer(w, r)
+	if !ok {
+		return
+	}
+	router, err := h.store.AuthenticateAgent(r.Context(), secret)
+	if !h.authorized(w, err) {
+		return
+	}
+	if ws := accept(w, r); ws != nil {
+		h.Serve(r.Context(), &agentPeer{h: h, router: router.ID}, link.WebSocket(ws))
+	}
+}
+
+// Edges returns the edges' endpoint (syncproto.EdgePath), authenticated by
+// the region's edge token.
+func (h *Hub) Edges() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := bearer(w, r)
+		if !ok {
+			return
+		}
+		region, err := h.store.AuthenticateEdge(r.Context(), secret)
+		if !h.authorized(w, err) {
+			return
+		}
+		if ws := accept(w, r); ws != nil {
+			h.ServeEdge(r.Context(), region.ID, link.WebSocket(ws))
+		}
+	})
+}
+
+// ServeEdge serves region's edge over conn until either side goes away; the
+// embedded edge uses it with an in-process pipe.
+func (h *Hub) ServeEdge(ctx context.Context, region string, conn link.Conn) {
+	h.Serve(ctx, &edgePeer{h: h, region: region}, conn)
+}
+
+func bearer(w http.ResponseWriter, r *http.Request) (string, bool) {
 	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		http.Error(w, `{"message":"Unauthenticated."}`, http.StatusUnauthorized)
-		return
+		return "", false
 	}
-	router, err := h.store.AuthenticateAgent(r.Context(), strings.TrimSpace(secret))
-	if errors.Is(err, fleet.ErrUnauthenticated) {
+	return secret, true
+}
+
+func (h *Hub) authorized(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, fleet.ErrUnauthenticated):
 		http.Error(w, `{"message":"Unauthenticated."}`, http.StatusUnauthorized)
-		return
-	}
-	if err != nil {
-		h.cfg.Logger.Error("agent authentication", "err", err)
+		return false
+	case err != nil:
+		h.cfg.Logger.Error("peer authentication", "err", err)
 		http.Error(w, `{"message":"Server Error."}`, http.StatusInternalServerError)
-		return
+		return false
 	}
+	return true
+}
+
+// accept upgrades to a websocket, or answers the client and returns nil.
+func accept(w http.ResponseWriter, r *http.Request) *websocket.Conn {
 	// The server's request timeouts would otherwise stay on the hijacked
-	// connection and cut a healthy agent off.
+	// connection and cut a healthy peer off.
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
 	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
-		return // Accept answered the client
+		return nil
 	}
 	ws.SetReadLimit(syncproto.MaxMessageBytes)
-	h.serve(r.Context(), router.ID, ws)
+	return ws
 }
 
-// serve runs one agent connection. It blocks until the connection ends and
-// closes it.
-func (h *Hub) serve(ctx context.Context, router uuid.UUID, ws *websocket.Conn) {
+// Serve runs one peer's link. It blocks until the link ends and closes it.
+func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	c := &agentConn{router: router, ws: ws, kick: make(chan struct{}, 1), cancel: cancel}
+	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel}
+	key := p.key()
 	h.mu.Lock()
-	if old := h.conns[router]; old != nil {
+	if old := h.conns[key]; old != nil {
 		old.cancel()
 	}
-	h.conns[router] = c
+	h.conns[key] = c
 	h.mu.Unlock()
-	log := h.cfg.Logger.With("router", router)
-	log.Info("agent connected")
-	if err := h.store.AgentConnected(ctx, router, h.now()); err != nil {
-		log.Error("record agent connection", "err", err)
+	log := h.cfg.Logger.With("peer", key)
+	log.Info("peer connected")
+	if err := p.connected(ctx, h.now()); err != nil {
+		log.Error("record connection", "err", err)
 	}
 
 	var wg sync.WaitGroup
@@ -292,22 +370,22 @@ func (h *Hub) serve(ctx context.Context, router uuid.UUID, ws *websocket.Conn) {
 	wg.Wait()
 
 	h.mu.Lock()
-	replaced := h.conns[router] != c
+	replaced := h.conns[key] != c
 	if !replaced {
-		delete(h.conns, router)
+		delete(h.conns, key)
 	}
 	h.mu.Unlock()
-	ws.Close(websocket.StatusGoingAway, "bye")
+	conn.Close("bye")
 	if !replaced {
-		if err := h.store.AgentDisconnected(context.WithoutCancel(ctx), router, h.now()); err != nil {
-			log.Error("record agent disconnection", "err", err)
+		if err := p.disconnected(context.WithoutCancel(ctx), h.now()); err != nil {
+			log.Error("record disconnection", "err", err)
 		}
 	}
-	log.Info("agent disconnected", "err", err, "replaced", replaced)
+	log.Info("peer disconnected", "err", err, "replaced", replaced)
 }
 
-// write sends the desired set whenever kicked, and pings every Heartbeat.
-func (h *Hub) write(ctx context.Context, c *agentConn, log *slog.Logger) {
+// write sends the peer's set whenever kicked, and pings every Heartbeat.
+func (h *Hub) write(ctx context.Context, c *peerConn, log *slog.Logger) {
 	c.poke() // the full set first
 	ping := time.NewTicker(h.cfg.Heartbeat)
 	defer ping.Stop()
@@ -316,76 +394,60 @@ func (h *Hub) write(ctx context.Context, c *agentConn, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
-			if err := h.sendDesired(ctx, c); err != nil {
-				log.Warn("send desired set", "err", err)
+			set, err := c.peer.set(ctx, h.now().UTC().Truncate(time.Second))
+			if err == nil {
+				err = h.send(ctx, c, set)
+			}
+			if err != nil {
+				log.Warn("send set", "err", err)
 				return
 			}
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, h.cfg.Heartbeat)
-			err := c.ws.Ping(pctx)
+			err := c.conn.Ping(pctx)
 			cancel()
 			if err != nil {
-				log.Warn("agent missed a heartbeat", "err", err)
+				log.Warn("peer missed a heartbeat", "err", err)
 				return
 			}
-			if err := h.store.AgentSeen(ctx, c.router, h.now()); err != nil {
+			if err := c.peer.seen(ctx, h.now()); err != nil {
 				log.Error("record heartbeat", "err", err)
 			}
 		}
 	}
 }
 
-func (h *Hub) sendDesired(ctx context.Context, c *agentConn) error {
-	d, err := h.store.DesiredSet(ctx, c.router, h.now().UTC().Truncate(time.Second))
-	if err != nil {
-		return err
-	}
-	return h.send(ctx, c, d)
-}
-
-func (h *Hub) send(ctx context.Context, c *agentConn, body any) error {
+func (h *Hub) send(ctx context.Context, c *peerConn, body any) error {
 	b, err := syncproto.Encode(body)
 	if err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, b)
+	return c.conn.Write(wctx, b)
 }
 
-// read handles the agent's messages until the connection fails.
-func (h *Hub) read(ctx context.Context, c *agentConn, log *slog.Logger) error {
+// read handles the peer's messages until the link fails.
+func (h *Hub) read(ctx context.Context, c *peerConn, log *slog.Logger) error {
 	for {
-		_, data, err := c.ws.Read(ctx)
+		data, err := c.conn.Read(ctx)
 		if err != nil {
 			return err
 		}
 		msg, err := syncproto.Decode(data)
 		if err != nil {
-			log.Warn("unreadable agent message", "err", err)
+			log.Warn("unreadable message", "err", err)
 			if err := h.send(ctx, c, &syncproto.Error{Message: err.Error()}); err != nil {
 				return err
 			}
 			continue
 		}
-		now := h.now().UTC().Truncate(time.Second)
-		switch msg.Type {
-		case syncproto.TypeHello:
-			err = h.store.AgentHello(ctx, c.router, *msg.Hello, now)
-		case syncproto.TypeReport:
-			var out store.ReportOutcome
-			out, err = h.store.ApplyReport(ctx, c.router, *msg.Report, now)
-			if msg.Report.Error != "" {
-				log.Warn("agent could not apply its set", "revision", msg.Report.Revision, "err", msg.Report.Error)
-			}
-			if len(out.Activated) > 0 || len(out.Removed) > 0 {
-				log.Info("agent applied set", "revision", msg.Report.Revision, "activated", len(out.Activated), "removed", len(out.Removed))
-			}
-		case syncproto.TypeError:
-			log.Warn("agent could not handle a message", "message", msg.Error.Message)
+		if msg.Type == syncproto.TypeError {
+			log.Warn("the peer could not handle a message", "message", msg.Error.Message)
+			continue
 		}
-		if err != nil {
-			log.Error("record agent message", "type", msg.Type, "err", err)
+		if err := c.peer.handle(ctx, msg, h.now().UTC().Truncate(time.Second), log); err != nil {
+			log.Error("record message", "type", msg.Type, "err", err)
 		}
 	}
 }

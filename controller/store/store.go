@@ -394,7 +394,7 @@ func (s *Store) CreateForward(ctx context.Context, p fleet.Principal, router fle
 		if err := publish(ctx, q, Change{RouterID: router.ID, Region: region.ID}); err != nil {
 			return err
 		}
-		f = toForward(row, region.EntryPoint)
+		f = toForward(row, region.EntryPoint, 0)
 		return nil
 	})
 	if err != nil {
@@ -440,7 +440,7 @@ func (s *Store) Forward(ctx context.Context, account, router, id uuid.UUID) (fle
 	if err != nil {
 		return fleet.Forward{}, fmt.Errorf("forward %s: %w", id, notFound(err))
 	}
-	return toForward(row.Forward, row.EntryPoint), nil
+	return toForward(row.Forward, row.EntryPoint, row.ConnectionsActive), nil
 }
 
 // LiveForwards lists the router's forwards that are neither expired nor
@@ -455,7 +455,7 @@ func (s *Store) LiveForwards(ctx context.Context, account, router uuid.UUID, now
 	}
 	out := make([]fleet.Forward, len(rows))
 	for i, r := range rows {
-		out[i] = toForward(r.Forward, r.EntryPoint)
+		out[i] = toForward(r.Forward, r.EntryPoint, r.ConnectionsActive)
 	}
 	return out, nil
 }
@@ -472,7 +472,7 @@ func (s *Store) ForwardHistory(ctx context.Context, account, router uuid.UUID, o
 	}
 	out := make([]fleet.Forward, len(rows))
 	for i, r := range rows {
-		out[i] = toForward(r.Forward, r.EntryPoint)
+		out[i] = toForward(r.Forward, r.EntryPoint, r.ConnectionsActive)
 	}
 	return out, nil
 }
@@ -605,9 +605,10 @@ func toRouter(r db.Router) fleet.Router {
 	}
 }
 
-func toForward(f db.Forward, entryPoint string) fleet.Forward {
+func toForward(f db.Forward, entryPoint string, connectionsActive int32) fleet.Forward {
 	out := fleet.Forward{
-		ID: f.ID, RouterID: f.RouterID, Region: f.RegionID, EntryPoint: entryPoint,
+		ConnectionsActive: int(connectionsActive),
+		ID:                f.ID, RouterID: f.RouterID, Region: f.RegionID, EntryPoint: entryPoint,
 		Port: uint16(f.Port), DstAddress: f.DstAddress, DstPort: uint16(f.DstPort), AllowFrom: f.AllowCidr,
 		Masquerade: f.Masquerade, CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
 		RevokedAt: utcPtr(f.RevokedAt), EndedAt: utcPtr(f.EndedAt), RouterError: f.RouterError, EdgeError: f.EdgeError,

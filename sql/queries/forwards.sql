@@ -32,7 +32,8 @@ limit 1;
 
 -- name: GetForward :one
 -- One round trip for the common read: the router's owner is checked here too.
-select sqlc.embed(f), r.entry_point
+select sqlc.embed(f), r.entry_point,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
@@ -40,7 +41,8 @@ where f.id = @id and f.router_id = @router_id
   and ro.account_id = @account_id and ro.deleted_at is null;
 
 -- name: ListLiveForwards :many
-select sqlc.embed(f), r.entry_point
+select sqlc.embed(f), r.entry_point,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 where f.router_id = @router_id and f.ended_at is null and f.expires_at > @now
@@ -48,7 +50,8 @@ order by f.created_at, f.id;
 
 -- name: ListForwards :many
 -- History, newest first: all forwards, or only those that ended.
-select sqlc.embed(f), r.entry_point
+select sqlc.embed(f), r.entry_point,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 where f.router_id = @router_id

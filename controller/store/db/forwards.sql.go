@@ -149,7 +149,8 @@ func (q *Queries) FreePort(ctx context.Context, arg FreePortParams) (int32, erro
 }
 
 const getForward = `-- name: GetForward :one
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
@@ -164,8 +165,9 @@ type GetForwardParams struct {
 }
 
 type GetForwardRow struct {
-	Forward    Forward
-	EntryPoint string
+	Forward           Forward
+	EntryPoint        string
+	ConnectionsActive int32
 }
 
 // One round trip for the common read: the router's owner is checked here too.
@@ -194,6 +196,7 @@ func (q *Queries) GetForward(ctx context.Context, arg GetForwardParams) (GetForw
 		&i.Forward.ListenerConfirmedAt,
 		&i.Forward.EdgeError,
 		&i.EntryPoint,
+		&i.ConnectionsActive,
 	)
 	return i, err
 }
@@ -269,7 +272,8 @@ func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (F
 }
 
 const listForwards = `-- name: ListForwards :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 where f.router_id = $1
@@ -286,8 +290,9 @@ type ListForwardsParams struct {
 }
 
 type ListForwardsRow struct {
-	Forward    Forward
-	EntryPoint string
+	Forward           Forward
+	EntryPoint        string
+	ConnectionsActive int32
 }
 
 // History, newest first: all forwards, or only those that ended.
@@ -327,6 +332,7 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
 			&i.EntryPoint,
+			&i.ConnectionsActive,
 		); err != nil {
 			return nil, err
 		}
@@ -339,7 +345,8 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 }
 
 const listLiveForwards = `-- name: ListLiveForwards :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 where f.router_id = $1 and f.ended_at is null and f.expires_at > $2
@@ -352,8 +359,9 @@ type ListLiveForwardsParams struct {
 }
 
 type ListLiveForwardsRow struct {
-	Forward    Forward
-	EntryPoint string
+	Forward           Forward
+	EntryPoint        string
+	ConnectionsActive int32
 }
 
 func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsParams) ([]ListLiveForwardsRow, error) {
@@ -387,6 +395,7 @@ func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsPara
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
 			&i.EntryPoint,
+			&i.ConnectionsActive,
 		); err != nil {
 			return nil, err
 		}

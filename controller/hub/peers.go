@@ -1,0 +1,93 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tpf-dev/tpf/shared/syncproto"
+)
+
+// agentPeer is a router's agent.
+type agentPeer struct {
+	h      *Hub
+	router uuid.UUID
+}
+
+func (p *agentPeer) key() string { return routerKey(p.router) }
+
+func (p *agentPeer) connected(ctx context.Context, now time.Time) error {
+	return p.h.store.AgentConnected(ctx, p.router, now)
+}
+
+func (p *agentPeer) disconnected(ctx context.Context, now time.Time) error {
+	return p.h.store.AgentDisconnected(ctx, p.router, now)
+}
+
+func (p *agentPeer) seen(ctx context.Context, now time.Time) error {
+	return p.h.store.AgentSeen(ctx, p.router, now)
+}
+
+func (p *agentPeer) set(ctx context.Context, now time.Time) (any, error) {
+	return p.h.store.DesiredSet(ctx, p.router, now)
+}
+
+func (p *agentPeer) handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error {
+	switch msg.Type {
+	case syncproto.TypeHello:
+		return p.h.store.AgentHello(ctx, p.router, *msg.Hello, now)
+	case syncproto.TypeReport:
+		out, err := p.h.store.ApplyReport(ctx, p.router, *msg.Report, now)
+		if msg.Report.Error != "" {
+			log.Warn("agent could not apply its set", "revision", msg.Report.Revision, "err", msg.Report.Error)
+		}
+		if len(out.Activated) > 0 || len(out.Removed) > 0 {
+			log.Info("agent applied set", "revision", msg.Report.Revision, "activated", len(out.Activated), "removed", len(out.Removed))
+		}
+		return err
+	}
+	return nil
+}
+
+// edgePeer is a region's edge.
+type edgePeer struct {
+	h      *Hub
+	region string
+}
+
+func (p *edgePeer) key() string { return edgeKey(p.region) }
+
+func (p *edgePeer) connected(ctx context.Context, now time.Time) error {
+	return p.h.store.EdgeConnected(ctx, p.region, now)
+}
+
+func (p *edgePeer) disconnected(ctx context.Context, now time.Time) error {
+	return p.h.store.EdgeDisconnected(ctx, p.region, now)
+}
+
+func (p *edgePeer) seen(ctx context.Context, now time.Time) error {
+	return p.h.store.EdgeSeen(ctx, p.region, now)
+}
+
+func (p *edgePeer) set(ctx context.Context, now time.Time) (any, error) {
+	return p.h.store.EdgeListeners(ctx, p.region, p.h.cfg.EdgeLimits, now)
+}
+
+func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error {
+	switch msg.Type {
+	case syncproto.TypeReport:
+		activated, err := p.h.store.ApplyEdgeReport(ctx, p.region, *msg.Report, now)
+		if msg.Report.Error != "" {
+			log.Warn("edge could not apply its listeners", "revision", msg.Report.Revision, "err", msg.Report.Error)
+		}
+		if len(activated) > 0 {
+			log.Info("edge applied listeners", "revision", msg.Report.Revision, "activated", len(activated))
+		}
+		return err
+	case syncproto.TypeConnections:
+		return p.h.store.RecordConnections(ctx, p.region, msg.Connections.Records)
+	}
+	return nil
+}
