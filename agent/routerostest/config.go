@@ -36,6 +36,15 @@ type Config struct {
 	// Logger receives one line per command. Nil discards. Passwords and
 	// challenge responses are never logged.
 	Logger *slog.Logger
+
+	// UserNAT, when set, carries traffic through the NAT table in user
+	// space (see UserNAT).
+	UserNAT *UserNAT
+
+	// OnNATChange, when set, is called with a copy of the NAT table after
+	// every change, one call at a time and in order, e.g. to apply the
+	// rules to a kernel's NAT in a network namespace.
+	OnNATChange func(rules []map[string]string)
 }
 
 // withDefaults returns c with every zero field replaced by its documented

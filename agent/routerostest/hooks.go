@@ -73,7 +73,9 @@ func (s *Server) AddNAT(props map[string]string) string {
 	defer s.mu.Unlock()
 	row := natDefaults()
 	maps.Copy(row, props)
-	return s.nat.insert(row, -1)
+	id := s.nat.insert(row, -1)
+	s.natChangedLocked()
+	return id
 }
 
 // RemoveNAT deletes the rule with the given id behind the client's back
@@ -81,7 +83,9 @@ func (s *Server) AddNAT(props map[string]string) string {
 func (s *Server) RemoveNAT(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.nat.remove(id)
+	ok := s.nat.remove(id)
+	s.natChangedLocked()
+	return ok
 }
 
 // AddConnection adds a connection-tracking entry, e.g.

@@ -32,6 +32,10 @@ type Server struct {
 	fault     Fault
 	commands  []string
 	writes    int
+
+	natListeners map[string]natListener // user-space NAT, by listen address
+	relays       map[string]*relayed    // user-space NAT connections, by conntrack id
+	natEvents    chan []map[string]string
 }
 
 // handler runs one command with Server.mu held and returns its replies.
@@ -52,8 +56,21 @@ func New(cfg Config) *Server {
 		nat:        newTable(natOrder...),
 		conntrack:  newTable(conntrackOrder...),
 		identity:   cfg.Identity,
+
+		natListeners: map[string]natListener{},
+		relays:       map[string]*relayed{},
 	}
 	s.routes = s.routeTable()
+	if cfg.OnNATChange != nil {
+		s.natEvents = make(chan []map[string]string, 1024)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for rules := range s.natEvents {
+				cfg.OnNATChange(rules)
+			}
+		}()
+	}
 	return s
 }
 
@@ -146,6 +163,15 @@ func (s *Server) Close() error {
 	s.closed = true
 	listeners := s.listeners
 	sessions := s.sessionsLocked()
+	for _, l := range s.natListeners {
+		l.ln.Close()
+	}
+	for _, r := range s.relays {
+		r.cut()
+	}
+	if s.natEvents != nil {
+		close(s.natEvents)
+	}
 	s.mu.Unlock()
 
 	var errs []error

@@ -190,8 +190,16 @@ func writeAll(w io.Writer, b []byte, split bool) error {
 // dispatchLocked runs the handler for req's command, or answers the two
 // traps RouterOS sends for a path it does not know.
 func (s *Server) dispatchLocked(req *request) []sentence {
-	if h, ok := s.routes[req.command]; ok {
-		return h(req)
+	h, ok := s.routes[req.command]
+	if !ok {
+		return s.unknownCommand(req.command)
 	}
-	return s.unknownCommand(req.command)
+	out := h(req)
+	switch {
+	case strings.HasPrefix(req.command, "/ip/firewall/nat/") && !strings.HasSuffix(req.command, "/print"):
+		s.natChangedLocked()
+	case strings.HasPrefix(req.command, "/ip/firewall/connection/") && !strings.HasSuffix(req.command, "/print"):
+		s.conntrackChangedLocked()
+	}
+	return out
 }
