@@ -37,6 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	password := fs.String("password", "", "API user `password`")
 	version := fs.String("version", "7.18.2", "RouterOS `version` to mimic; 7.18 and later answer !empty to prints that find nothing")
 	legacy := fs.Bool("legacy-login", false, "mimic RouterOS before 6.43: log in with the MD5 challenge only")
+	nftTable := fs.String("nft-table", "", "also apply the NAT table to this host's kernel as nftables `table` ip NAME (needs root; use in a network namespace)")
+	userNAT := fs.Bool("user-nat", false, "carry TCP traffic through the dst-nat rules in user space (no root needed)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -47,12 +49,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q; see -help", fs.Args())
 	}
 
-	srv := routerostest.New(routerostest.Config{
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg := routerostest.Config{
 		Users:       map[string]string{*user: *password},
 		Version:     *version,
 		LegacyLogin: *legacy,
-		Logger:      slog.New(slog.NewTextHandler(stderr, nil)),
-	})
+		Logger:      log,
+	}
+	if *userNAT {
+		cfg.UserNAT = &routerostest.UserNAT{}
+	}
+	if *nftTable != "" {
+		if err := routerostest.ApplyNFT(*nftTable, nil); err != nil {
+			return err
+		}
+		cfg.OnNATChange = func(rules []map[string]string) {
+			if err := routerostest.ApplyNFT(*nftTable, rules); err != nil {
+				log.Error("apply NAT to the kernel", "err", err)
+			}
+		}
+	}
+	srv := routerostest.New(cfg)
 	if err := srv.Start(*listen); err != nil {
 		return err
 	}
