@@ -5,7 +5,7 @@ DATA  := $(CURDIR)/.data
 SQLC_VERSION := v1.31.1
 SQLC  := $(CURDIR)/.cache/bin/sqlc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+LDFLAGS := -X main.version=$(VERSION) -X github.com/tpf-dev/tpf/controller/cli.Version=$(VERSION)
 
 .PHONY: all build run test test-go vet fmt-check generate check-generated bench clean
 

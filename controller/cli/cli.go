@@ -14,6 +14,10 @@ import (
 // Env reads an environment variable; os.Getenv in production, a map in tests.
 type Env func(string) string
 
+// Version is the controller's version, stamped at build time with
+// -ldflags "-X github.com/tpf-dev/tpf/controller/cli.Version=...".
+var Version = "dev"
+
 // errUsage marks errors caused by a bad command line; main exits 2 on them.
 var errUsage = errors.New("usage")
 

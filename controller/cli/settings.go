@@ -81,35 +81,45 @@ func readSettings(getenv Env) (settings, error) {
 	if s.expiry.PortGrace, err = durationSetting(getenv, "TPF_PORT_GRACE", expiry.DefaultPortGrace); err != nil {
 		return s, err
 	}
-	switch v := strings.ToLower(getenv("TPF_LOG_LEVEL")); v {
-	case "", "info":
-		s.logLevel = slog.LevelInfo
-	case "debug":
-		s.logLevel = slog.LevelDebug
-	case "warn":
-		s.logLevel = slog.LevelWarn
-	case "error":
-		s.logLevel = slog.LevelError
-	default:
-		return s, fmt.Errorf("TPF_LOG_LEVEL=%q: use debug, info, warn or error", v)
-	}
-	switch v := getenv("TPF_LOG_FORMAT"); v {
-	case "", "text":
-	case "json":
-		s.logJSON = true
-	default:
-		return s, fmt.Errorf("TPF_LOG_FORMAT=%q: use text or json", v)
+	if s.logLevel, s.logJSON, err = logSettings(getenv); err != nil {
+		return s, err
 	}
 	return s, nil
 }
 
-func (s settings) logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: s.logLevel}
-	if s.logJSON {
+// logSettings reads TPF_LOG_LEVEL and TPF_LOG_FORMAT.
+func logSettings(getenv Env) (level slog.Level, json bool, err error) {
+	switch v := strings.ToLower(getenv("TPF_LOG_LEVEL")); v {
+	case "", "info":
+		level = slog.LevelInfo
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return 0, false, fmt.Errorf("TPF_LOG_LEVEL=%q: use debug, info, warn or error", v)
+	}
+	switch v := getenv("TPF_LOG_FORMAT"); v {
+	case "", "text":
+	case "json":
+		json = true
+	default:
+		return 0, false, fmt.Errorf("TPF_LOG_FORMAT=%q: use text or json", v)
+	}
+	return level, json, nil
+}
+
+func newLogger(w io.Writer, level slog.Level, json bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if json {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+func (s settings) logger(w io.Writer) *slog.Logger { return newLogger(w, s.logLevel, s.logJSON) }
 
 func intSetting(getenv Env, name string, def, lo, hi int) (int, error) {
 	v := getenv(name)
