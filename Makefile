@@ -7,7 +7,7 @@ SQLC  := $(CURDIR)/.cache/bin/sqlc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION) -X github.com/tpf-dev/tpf/controller/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go vet fmt-check generate check-generated bench clean
+.PHONY: all build run test test-go vet fmt-check generate check-generated bench clean dist container
 
 all: build
 
@@ -59,6 +59,24 @@ bench: build
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToRule -benchtime 100x ./agent/daemon/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench AgentMemory -benchtime 1x ./agent/daemon/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench MemoryPerAgent -benchtime 1x ./controller/hub/
+
+## dist: static, stripped tpf-agent binaries for every router architecture, with SHA256SUMS, into dist/
+# linux/arm is ARMv7 (GOARM=7); MIPS is soft-float (GOMIPS=softfloat), as MIPS routers have no FPU.
+AGENT_TARGETS := arm:armv7 arm64:arm64 amd64:amd64 mips:mips mipsle:mipsle
+dist:
+	@mkdir -p dist
+	@set -e; for t in $(AGENT_TARGETS); do \
+		goarch=$${t%%:*}; name=$${t#*:}; \
+		echo "dist/tpf-agent-linux-$$name"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch GOARM=7 GOMIPS=softfloat \
+			$(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/tpf-agent-linux-$$name ./agent/cmd/tpf-agent; \
+	done
+	cd dist && sha256sum tpf-agent-linux-* > SHA256SUMS
+
+## container: RouterOS container images (single-platform docker-archives for arm/v7, arm64, amd64) into dist/, no Docker needed
+container: dist
+	$(GO) run ./container/cmd/tpf-image -dist dist -version '$(VERSION)'
+	cd dist && sha256sum tpf-agent-linux-* > SHA256SUMS
 
 clean:
 	rm -rf bin dist

@@ -27,6 +27,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("/api/routers/{router_id}", methodNotAllowed("GET, DELETE"))
 
 	mux.Handle("POST /api/routers/{router_id}/agent-token", s.auth(s.handleAgentTokenRotate()))
+	mux.Handle("GET /api/routers/{router_id}/install-script", s.auth(s.handleInstallScript()))
 
 	mux.Handle("GET /api/regions", s.auth(s.handleRegionList()))
 	mux.Handle("GET /api/audit-log", s.auth(s.handleAuditLog()))

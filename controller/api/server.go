@@ -45,6 +45,10 @@ type Config struct {
 	// Agents serves the agents' websocket endpoint (syncproto.AgentPath);
 	// nil leaves it unrouted.
 	Agents http.Handler
+	// PublicURL is the controller's URL as agents reach it
+	// (https://tpf.example.net), written into install scripts; empty means
+	// the scheme and host of the request asking for the script.
+	PublicURL string
 	// Edges serves the edges' websocket endpoint (syncproto.EdgePath); nil
 	// leaves it unrouted.
 	Edges http.Handler

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ var settingDocs = []struct{ name, doc string }{
 	{"TPF_LISTEN", "HTTP listen address (default 127.0.0.1:8080)"},
 	{"TPF_TLS_CERT", "PEM certificate (chain) file: serve HTTPS, so agents and clients connect with TLS (default: plain HTTP, e.g. behind a TLS-terminating proxy)"},
 	{"TPF_TLS_KEY", "PEM private key file for TPF_TLS_CERT"},
+	{"TPF_PUBLIC_URL", "the controller's URL as agents reach it, written into install scripts, e.g. https://tpf.example.net (default: the scheme and host of the request for the script)"},
 	{"TPF_MIN_EXPIRE_MINUTES", "smallest expire_after_minutes accepted (default 10)"},
 	{"TPF_MAX_EXPIRE_MINUTES", "largest expire_after_minutes accepted (default 1440)"},
 	{"TPF_ALLOW_SOURCES", "extra allow_from ranges accepted although not public, comma-separated CIDRs (labs; default none)"},
@@ -61,6 +63,13 @@ func readSettings(getenv Env) (settings, error) {
 		if _, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey); err != nil {
 			return s, fmt.Errorf("TPF_TLS_CERT/TPF_TLS_KEY: %w", err)
 		}
+	}
+	if v := getenv("TPF_PUBLIC_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return s, fmt.Errorf("TPF_PUBLIC_URL=%q: want the controller's URL as agents reach it, e.g. https://tpf.example.net", v)
+		}
+		s.api.PublicURL = v
 	}
 	var err error
 	if s.api.MinExpireMinutes, err = intSetting(getenv, "TPF_MIN_EXPIRE_MINUTES", api.DefaultMinExpireMinutes, 1, 525600); err != nil {

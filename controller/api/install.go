@@ -1,0 +1,132 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/install"
+)
+
+// handleInstallScript answers, as text/plain, the RouterOS script that
+// installs the router's agent (package install): paste it into the router's
+// terminal. It embeds the controller's URL (Config.PublicURL, else this
+// request's scheme and Host) and a fresh agent token.
+//
+// Issuing that token rotates the router's agent token, exactly like
+// POST /api/routers/{id}/agent-token: the previous token stops working at
+// once, the agent connected with it is disconnected, and every script
+// fetched before stops working. So, although a GET, each fetch changes
+// state; fetch the script when about to run it. Forwards are untouched.
+//
+// Query parameters, all optional: host (the off-router variant: the
+// agent runs on that Linux host, for MIPS routers), subnet (container
+// network, default 172.31.254.0/30), disk (e.g. usb1), image_url (where the
+// router downloads the image archive; default: uploaded by hand), arch
+// (arm, arm64 or x86; default: read on the router), routeros_user (default
+// tpf). A bad one answers 422 and leaves the token as it was.
+func (s *server) handleInstallScript() authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
+		id, err := pathID(r, "router_id")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		params, err := installParams(r.URL.Query())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		rt, err := s.store.Router(r.Context(), p.AccountID, id)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		now := s.now()
+		params.ControllerURL = s.publicURL(r)
+		params.RouterID, params.RouterName = rt.ID.String(), rt.Name
+		params.Password = install.NewPassword()
+		params.Generated = now
+
+		// Check every parameter before the token is rotated, with a stand-in
+		// of the same shape.
+		params.AgentToken = "tpfa_" + strings.Repeat("x", 43)
+		if _, err := install.Script(params); err != nil {
+			s.writeError(w, r, installError(err))
+			return
+		}
+		params.AgentToken, err = s.store.RotateAgentToken(r.Context(), p, id, now)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		script, err := install.Script(params)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Disposition", `inline; filename="tpf-install.rsc"`)
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(script))
+	}
+}
+
+// installParams reads the script's query parameters.
+func installParams(q url.Values) (install.Params, error) {
+	errs := &validationError{}
+	var p install.Params
+	if v := q.Get("host"); v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			errs.add("host", "The host field must be the IPv4 address of the Linux host that runs the agent.")
+		}
+		p.Host = a
+	}
+	if v := q.Get("subnet"); v != "" {
+		pfx, err := netip.ParsePrefix(v)
+		if err != nil {
+			errs.add("subnet", "The subnet field must be an IPv4 network such as 172.31.254.0/30.")
+		}
+		p.Subnet = pfx
+	}
+	p.Disk = q.Get("disk")
+	p.ImageURL = q.Get("image_url")
+	p.Arch = q.Get("arch")
+	p.User = q.Get("routeros_user")
+	return p, errs.err()
+}
+
+// installError turns a parameter the script cannot carry into a 422 on the
+// query parameter of the same name.
+func installError(err error) error {
+	var fe *install.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	errs := &validationError{}
+	if fe.Field == "controller_url" {
+		errs.add("controller_url", "The controller's URL as this request names it "+fe.Message+"; the operator sets TPF_PUBLIC_URL to fix it.")
+	} else {
+		errs.add(fe.Field, "The "+fieldName(fe.Field)+" field "+fe.Message+".")
+	}
+	return errs
+}
+
+// publicURL is the URL agents reach the controller at: Config.PublicURL, or
+// else the scheme and host this request came in with (https when it came
+// over TLS or through a proxy that says X-Forwarded-Proto: https).
+func (s *server) publicURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

@@ -1,0 +1,205 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/fleet"
+)
+
+var scriptToken = regexp.MustCompile(`:set \(\$env->"TPF_AGENT_TOKEN"\) "([^"]+)"`)
+
+func (e *env) installScript(query, token string) response {
+	e.t.Helper()
+	return e.do("GET", "/api/routers/"+e.router.String()+"/install-script"+query, token, nil)
+}
+
+// agentToken gives the router an agent token, as if its agent held one.
+func (e *env) agentToken() string {
+	e.t.Helper()
+	ctx := context.Background()
+	p, err := e.store.Authenticate(ctx, e.token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, err := e.store.RotateAgentToken(ctx, p, e.router, seedNow)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// agentWorks says whether an agent token authenticates as e's router.
+func (e *env) agentWorks(token string) bool {
+	e.t.Helper()
+	rt, err := e.store.AuthenticateAgent(context.Background(), token)
+	if errors.Is(err, fleet.ErrUnauthenticated) {
+		return false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rt.ID != e.router {
+		e.t.Fatalf("agent token authenticates router %s, want %s", rt.ID, e.router)
+	}
+	return true
+}
+
+func TestInstallScript(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, api.Config{})
+	old := e.agentToken()
+
+	res := e.installScript("", e.token)
+	if res.status != http.StatusOK {
+		t.Fatalf("got %d %s, want 200", res.status, res.body)
+	}
+	if ct := res.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Errorf("Content-Type: got %q, want text/plain; charset=utf-8", ct)
+	}
+	if cc := res.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control: got %q, want no-store (the script holds secrets)", cc)
+	}
+	s := string(res.body)
+	for _, want := range []string{
+		"/system/device-mode/update container=yes",
+		"/interface/veth/add name=veth-tpf-agent",
+		"/interface/bridge/add name=tpf-agent",
+		`:set ($env->"TPF_CONTROLLER_URL") "` + e.srv.URL + `"`,
+		"/container/envs/add",
+		"start-on-boot=yes logging=yes",
+		"/user/group/add name=tpf-agent policy=read,write,api,!",
+		"acme-r1",
+		e.router.String(),
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	m := scriptToken.FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no agent token in the script:\n%s", s)
+	}
+	first := m[1]
+
+	// The script's token replaced the agent's: the old one is dead, the new
+	// one works.
+	if e.agentWorks(old) {
+		t.Error("the agent token from before the script still works; fetching the script must rotate it")
+	}
+	if !e.agentWorks(first) {
+		t.Error("the script's agent token does not work")
+	}
+
+	// Fetching again rotates again: the first script's token stops working.
+	res = e.installScript("", e.token)
+	m = scriptToken.FindStringSubmatch(string(res.body))
+	if res.status != http.StatusOK || m == nil {
+		t.Fatalf("second fetch: got %d %s", res.status, res.body)
+	}
+	second := m[1]
+	if second == first {
+		t.Fatal("second fetch: got the same agent token again")
+	}
+	if e.agentWorks(first) || !e.agentWorks(second) {
+		t.Errorf("after a second fetch: first token works %v, second %v; want false, true", e.agentWorks(first), e.agentWorks(second))
+	}
+	// and a new RouterOS password each time
+	pw := regexp.MustCompile(`TPF_ROUTEROS_PASSWORD"\) "([A-Za-z0-9]+)"`)
+	if a, b := pw.FindStringSubmatch(s), pw.FindStringSubmatch(string(res.body)); a == nil || b == nil || a[1] == b[1] {
+		t.Errorf("RouterOS passwords: got %q and %q, want two different ones", a, b)
+	}
+
+	// The rotation is in the audit log.
+	audit := e.do("GET", "/api/audit-log", e.token, nil)
+	if n := strings.Count(string(audit.body), string(fleet.ActionAgentTokenRotate)); n < 3 {
+		t.Errorf("audit log: got %d agent-token rotations, want 3: %s", n, audit.body)
+	}
+}
+
+func TestInstallScriptRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, api.Config{})
+	tok := e.agentToken()
+
+	if res := e.installScript("", ""); res.status != http.StatusUnauthorized {
+		t.Errorf("no API token: got %d, want 401", res.status)
+	}
+	other, _ := e.addAccount("other")
+	if res := e.installScript("", other); res.status != http.StatusNotFound {
+		t.Errorf("another account's router: got %d %s, want 404", res.status, res.body)
+	}
+	if res := e.do("GET", "/api/routers/not-a-uuid/install-script", e.token, nil); res.status != http.StatusNotFound {
+		t.Errorf("bad router id: got %d, want 404", res.status)
+	}
+	for _, q := range []string{"?subnet=nope", "?subnet=172.31.254.0/31", "?arch=mipsbe", "?host=fd00::1", "?disk=../x", "?image_url=ftp://x", "?routeros_user=admin"} {
+		res := e.installScript(q, e.token)
+		if res.status != http.StatusUnprocessableEntity || !strings.Contains(string(res.body), `"errors"`) {
+			t.Errorf("%s: got %d %s, want 422 with errors", q, res.status, res.body)
+		}
+	}
+	if !e.agentWorks(tok) {
+		t.Error("a refused request rotated the agent token; it must leave it alone")
+	}
+}
+
+func TestInstallScriptOptions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, api.Config{PublicURL: "https://tpf.example.net/"})
+
+	res := e.installScript("?host=192.168.88.10", e.token)
+	s := string(res.body)
+	if res.status != http.StatusOK {
+		t.Fatalf("host variant: got %d %s", res.status, s)
+	}
+	if !strings.Contains(s, `:put "TPF_CONTROLLER_URL=https://tpf.example.net"`) || !strings.Contains(s, "address=192.168.88.10/32") {
+		t.Errorf("host variant lacks the public URL or the host's address:\n%s", s)
+	}
+	if strings.Contains(s, "/container") {
+		t.Error("host variant uses /container, which MIPS routers lack")
+	}
+	tok := regexp.MustCompile(`:put "TPF_AGENT_TOKEN=([^"]+)"`).FindStringSubmatch(s)
+	if tok == nil || !e.agentWorks(tok[1]) {
+		t.Errorf("host variant: the printed agent token does not work (%q)", tok)
+	}
+
+	res = e.installScript("?subnet=10.250.0.0/29&disk=usb1&arch=arm64&image_url=https://downloads.example.net/tpf", e.token)
+	s = string(res.body)
+	for _, want := range []string{"address=10.250.0.2/29 gateway=10.250.0.1", `:local dir "usb1/"`, `:if ($plat != "arm64")`, "/tool/fetch", `"https://tpf.example.net"`} {
+		if res.status != http.StatusOK || !strings.Contains(s, want) {
+			t.Errorf("options: got %d, script lacks %q", res.status, want)
+		}
+	}
+}
+
+// Without PublicURL the URL is the request's own, https behind a proxy that
+// says so.
+func TestInstallScriptForwardedProto(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, api.Config{})
+	req, err := http.NewRequest("GET", e.srv.URL+"/api/routers/"+e.router.String()+"/install-script", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Host = "tpf.example.net"
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	if _, err := io.Copy(&b, res.Body); err != nil {
+		t.Fatal(err)
+	}
+	if want := `:set ($env->"TPF_CONTROLLER_URL") "https://tpf.example.net"`; !strings.Contains(b.String(), want) {
+		t.Errorf("got %d, script lacks %q", res.StatusCode, want)
+	}
+}
