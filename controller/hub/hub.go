@@ -95,6 +95,9 @@ type peer interface {
 	seen(ctx context.Context, now time.Time) error
 	// set is the peer's full set now: *syncproto.Desired or *syncproto.Listeners.
 	set(ctx context.Context, now time.Time) (any, error)
+	// valid reports whether the peer's credential still stands; a peer
+	// whose token was replaced is dropped before it gets another set.
+	valid(ctx context.Context) (bool, error)
 	handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error
 }
 
@@ -187,15 +190,6 @@ func (h *Hub) kickAll() {
 	}
 }
 
-func (h *Hub) drop(key string) {
-	h.mu.Lock()
-	c := h.conns[key]
-	h.mu.Unlock()
-	if c != nil {
-		c.cancel()
-	}
-}
-
 // resync gives every agent its full set at each Resync interval.
 func (h *Hub) resync(ctx context.Context) {
 	t := time.NewTicker(h.cfg.Resync)
@@ -210,9 +204,9 @@ func (h *Hub) resync(ctx context.Context) {
 	}
 }
 
-// listen follows the change notifications of every replica. After losing
-// the connection it reconnects and resends every set, since notifications
-// sent meanwhile are lost.
+// listen follows the change notifications of every replica. Each time it
+// starts listening it resends every set, since notifications sent while it
+// was not listening are lost.
 func (h *Hub) listen(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -227,7 +221,6 @@ func (h *Hub) listen(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
-		h.kickAll()
 	}
 }
 
@@ -241,6 +234,7 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 		return err
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "unlisten *")
+	h.kickAll()
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
@@ -251,15 +245,13 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 			h.cfg.Logger.Warn("bad change notification", "payload", n.Payload, "err", err)
 			continue
 		}
-		switch {
-		case c.Disconnect && c.RouterID == uuid.Nil:
-			h.drop(edgeKey(c.Region))
-		case c.Disconnect:
-			h.drop(routerKey(c.RouterID))
-		default:
+		// A replaced token (Disconnect) needs no special case: before
+		// sending a set, the writer checks the peer's token and drops a
+		// peer whose token no longer stands.
+		if c.RouterID != uuid.Nil {
 			h.kick(routerKey(c.RouterID))
-			h.kick(edgeKey(c.Region))
 		}
+		h.kick(edgeKey(c.Region))
 	}
 }
 
@@ -276,7 +268,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ws := accept(w, r); ws != nil {
-		h.Serve(r.Context(), &agentPeer{h: h, router: router.ID}, link.WebSocket(ws))
+		h.Serve(r.Context(), &agentPeer{h: h, router: router.ID, secret: secret}, link.WebSocket(ws))
 	}
 }
 
@@ -293,13 +285,13 @@ func (h *Hub) Edges() http.Handler {
 			return
 		}
 		if ws := accept(w, r); ws != nil {
-			h.ServeEdge(r.Context(), region.ID, link.WebSocket(ws))
+			h.Serve(r.Context(), &edgePeer{h: h, region: region.ID, secret: secret}, link.WebSocket(ws))
 		}
 	})
 }
 
 // ServeEdge serves region's edge over conn until either side goes away; the
-// embedded edge uses it with an in-process pipe.
+// embedded edge uses it with an in-process pipe (it has no token to check).
 func (h *Hub) ServeEdge(ctx context.Context, region string, conn link.Conn) {
 	h.Serve(ctx, &edgePeer{h: h, region: region}, conn)
 }
@@ -394,6 +386,10 @@ func (h *Hub) write(ctx context.Context, c *peerConn, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
+			if ok, err := c.peer.valid(ctx); err == nil && !ok {
+				log.Info("dropping a peer whose token was replaced")
+				return
+			}
 			set, err := c.peer.set(ctx, h.now().UTC().Truncate(time.Second))
 			if err == nil {
 				err = h.send(ctx, c, set)

@@ -2,11 +2,13 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -14,6 +16,15 @@ import (
 type agentPeer struct {
 	h      *Hub
 	router uuid.UUID
+	secret string // the agent token it connected with
+}
+
+func (p *agentPeer) valid(ctx context.Context) (bool, error) {
+	r, err := p.h.store.AuthenticateAgent(ctx, p.secret)
+	if errors.Is(err, fleet.ErrUnauthenticated) {
+		return false, nil
+	}
+	return err == nil && r.ID == p.router, err
 }
 
 func (p *agentPeer) key() string { return routerKey(p.router) }
@@ -55,6 +66,18 @@ func (p *agentPeer) handle(ctx context.Context, msg syncproto.Envelope, now time
 type edgePeer struct {
 	h      *Hub
 	region string
+	secret string // the edge token it connected with; "" for the embedded edge
+}
+
+func (p *edgePeer) valid(ctx context.Context) (bool, error) {
+	if p.secret == "" {
+		return true, nil
+	}
+	r, err := p.h.store.AuthenticateEdge(ctx, p.secret)
+	if errors.Is(err, fleet.ErrUnauthenticated) {
+		return false, nil
+	}
+	return err == nil && r.ID == p.region, err
 }
 
 func (p *edgePeer) key() string { return edgeKey(p.region) }

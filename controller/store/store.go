@@ -40,8 +40,9 @@ type Change struct {
 	Region   string    `json:"region"`
 	// Revision is the router's new desired-set revision.
 	Revision int64 `json:"revision,omitempty"`
-	// Disconnect asks the replica holding the router's agent (or, with a
-	// zero RouterID, the region's edge) to drop it: its token was replaced.
+	// Disconnect says the router's agent token (or, with a zero RouterID,
+	// the region's edge token) was replaced: the replica holding the peer
+	// checks its token and drops it.
 	Disconnect bool `json:"disconnect,omitempty"`
 }
 
