@@ -2,7 +2,6 @@ package expiry_test
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -34,39 +33,13 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) (*store.Store, fleet.Principal, fleet.Router) {
 	t.Helper()
-	ctx := context.Background()
-	st := store.New(storetest.New(t))
-	if _, err := st.CreateRegion(ctx, fleet.Region{
-		ID: "eu1", EntryPoint: "eu1.example.net", Ports: fleet.PortRange{Min: 50000, Max: 50010},
-		EdgeTunnelAddress: netip.MustParseAddr("10.99.0.1"), CreatedAt: t0,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := st.CreateAccount(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := st.Authenticate(ctx, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := st.CreateRouter(ctx, p, store.NewRouter{Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st, p, r
+	f := storetest.NewFleet(t, t0)
+	return f.Store, f.Principal, f.Router
 }
 
 func create(t *testing.T, st *store.Store, p fleet.Principal, r fleet.Router, d time.Duration) fleet.Forward {
 	t.Helper()
-	f, err := st.CreateForward(context.Background(), p, r, fleet.NewForward{
-		DstAddress: netip.MustParseAddr("192.168.1.10"), DstPort: 80,
-		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: d,
-	}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return (&storetest.Fleet{Store: st, Principal: p, Router: r}).Forward(t, d, t0)
 }
 
 func TestTickEndsDueForwardsAndReleasesPortsAfterGrace(t *testing.T) {

@@ -29,27 +29,8 @@ type fixture struct {
 
 func newFixture(t testing.TB) fixture {
 	t.Helper()
-	ctx := context.Background()
-	st := store.New(storetest.New(t))
-	if _, err := st.CreateRegion(ctx, fleet.Region{
-		ID: "eu1", EntryPoint: "eu1.example.net", Ports: fleet.PortRange{Min: 50000, Max: 50999},
-		EdgeTunnelAddress: netip.MustParseAddr("10.99.0.1"), CreatedAt: t0,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := st.CreateAccount(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := st.Authenticate(ctx, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, agentToken, err := st.CreateRouter(ctx, p, store.NewRouter{Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fixture{st: st, p: p, router: r, agentToken: agentToken}
+	f := storetest.NewFleet(t, t0)
+	return fixture{st: f.Store, p: f.Principal, router: f.Router, agentToken: f.AgentToken}
 }
 
 // startHub serves a hub (one controller replica) over httptest.

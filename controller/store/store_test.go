@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -78,40 +77,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	ctx := context.Background()
-	pool := storetest.New(t)
-	st := store.New(pool)
-	if _, err := st.CreateRegion(ctx, fleet.Region{
-		ID: "eu1", EntryPoint: "eu1.example.net", Ports: fleet.PortRange{Min: 50000, Max: 50999},
-		EdgeTunnelAddress: netip.MustParseAddr("10.99.0.1"), CreatedAt: t0,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := st.CreateAccount(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := st.Authenticate(ctx, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := st.CreateRouter(ctx, p, store.NewRouter{Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fixture{st: st, pool: pool, p: p, router: r}
+	f := storetest.NewFleet(t, t0)
+	return fixture{st: f.Store, pool: f.Pool, p: f.Principal, router: f.Router}
 }
 
 func (f fixture) newForward(t *testing.T, d time.Duration, at time.Time) fleet.Forward {
 	t.Helper()
-	fw, err := f.st.CreateForward(context.Background(), f.p, f.router, fleet.NewForward{
-		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
-		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: d,
-	}, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fw
+	return (&storetest.Fleet{Store: f.st, Principal: f.p, Router: f.router}).Forward(t, d, at)
 }
 
 func TestTokensAreStoredHashed(t *testing.T) {
