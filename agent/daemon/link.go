@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -18,26 +16,7 @@ import (
 
 // AgentURL turns the controller's base URL (http, https, ws or wss) into
 // its agent endpoint's websocket URL.
-func AgentURL(base string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("controller URL %q: %w", base, err)
-	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "ws"
-	case "https", "wss":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("controller URL %q: use http(s)://host[:port]", base)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("controller URL %q has no host", base)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + syncproto.AgentPath
-	u.RawQuery, u.Fragment = "", ""
-	return u.String(), nil
-}
+func AgentURL(base string) (string, error) { return syncproto.URL(base, syncproto.AgentPath) }
 
 // link keeps the websocket to the controller open: it dials with jittered
 // exponential backoff and never gives up, hands every desired set to onSet,

@@ -323,13 +323,16 @@ func checkEndpoints(tunnel, edge netip.Addr) error {
 }
 
 // usableEndpoint accepts a canonical unicast IPv4 address. Unspecified
-// (which some firewalls read as "any"), loopback, multicast and broadcast
-// are refused; private and shared (CGNAT) addresses are what tunnels use.
+// (which some firewalls read as "any"), multicast and broadcast are refused;
+// private and shared (CGNAT) addresses are what tunnels use. Loopback is
+// accepted: these addresses only narrow what a rule matches, a router never
+// receives loopback-addressed packets from outside, and it is what a whole
+// setup on one machine (the demo, the loopback tests) uses.
 func usableEndpoint(a netip.Addr) bool {
 	if _, err := forward.ParseIPv4(a.String()); err != nil {
 		return false
 	}
-	return !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	return !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // checkForward applies the API's own checks to one forward.

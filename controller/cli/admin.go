@@ -124,7 +124,7 @@ var regionID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 func runRegion(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("region takes add or list")
+		return usageError("region takes add, list or token")
 	}
 	switch args[0] {
 	case "add":
@@ -139,6 +139,18 @@ func runRegion(ctx context.Context, args []string, getenv Env, stdout io.Writer)
 			}
 			fmt.Fprintf(stdout, "Added region %s: entry point %s, ports %d-%d, edge tunnel address %s\n",
 				r.ID, r.EntryPoint, r.Ports.Min, r.Ports.Max, r.EdgeTunnelAddress)
+			return nil
+		})
+	case "token":
+		if err := wantArgs("region token", args[1:], "ID"); err != nil {
+			return err
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			secret, err := st.IssueEdgeToken(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Issued the edge token of region %s (any earlier one stops working), shown only now:\n%s\n", args[1], secret)
 			return nil
 		})
 	case "list":

@@ -36,6 +36,7 @@ Usage:
                                         migrate, create a default account, region
                                         and demo router if missing, print the API
                                         token and a curl example, then serve
+  tpf-controller edge                   run a standalone edge (entry point) on a regional server
   tpf-controller migrate                apply pending database migrations
   tpf-controller account create NAME    create an account; prints its API token last
   tpf-controller account list
@@ -43,6 +44,7 @@ Usage:
                                         add an API token to an account (rotation)
   tpf-controller region add ID --entry-point HOST --ports MIN-MAX --edge-tunnel-address IP
   tpf-controller region list
+  tpf-controller region token ID        issue the region's edge token (replaces the old one); prints it last
 
 Settings (environment):
 `
@@ -63,6 +65,8 @@ func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Write
 		return runServe(ctx, rest, getenv, stderr)
 	case "quickstart":
 		return runQuickstart(ctx, rest, getenv, stdout, stderr)
+	case "edge":
+		return runEdge(ctx, rest, getenv, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout)
 	case "account":

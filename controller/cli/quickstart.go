@@ -59,12 +59,14 @@ func runQuickstart(ctx context.Context, args []string, getenv Env, stdout, stder
 	if err := wantArgs("quickstart", rest); err != nil {
 		return err
 	}
-	// A local try-out admits connections from this machine.
+	// A local try-out admits connections from this machine, and serves the
+	// local region's entry point on loopback.
+	defaults := map[string]string{"TPF_ALLOW_SOURCES": "127.0.0.0/8", "TPF_EDGE_REGION": quickRegion, "TPF_EDGE_BIND": "127.0.0.1"}
 	env := func(name string) string {
-		if v := getenv(name); v != "" || name != "TPF_ALLOW_SOURCES" {
+		if v := getenv(name); v != "" {
 			return v
 		}
-		return "127.0.0.0/8"
+		return defaults[name]
 	}
 	set, err := readSettings(env)
 	if err != nil {
@@ -157,8 +159,10 @@ func bootstrap(ctx context.Context, pool *pgxpool.Pool, state quickState) (token
 			return token, r.ID, nil
 		}
 	}
+	// The demo router's tunnel address is another loopback address, so that
+	// an emulated router can listen there beside the edge on 127.0.0.1.
 	r, agentToken, err := st.CreateRouter(ctx, p, store.NewRouter{
-		Name: quickRouter, Region: quickRegion, TunnelAddress: netip.MustParseAddr("127.0.0.1"),
+		Name: quickRouter, Region: quickRegion, TunnelAddress: netip.MustParseAddr("127.0.0.2"),
 	}, t)
 	if err != nil {
 		return "", uuid.Nil, err

@@ -15,8 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/edge"
 	"github.com/tpf-dev/tpf/controller/expiry"
 	"github.com/tpf-dev/tpf/controller/hub"
+	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -83,10 +85,18 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	clock := expiry.New(st, set.expiry)
 	clock.Start(ctx)
 	defer clock.Stop()
-	agents := hub.New(st, hub.Config{Logger: log})
-	agents.Start(ctx)
-	defer agents.Stop()
-	set.api.Agents = agents
+	peers := hub.New(st, hub.Config{Logger: log, EdgeLimits: set.edgeLimits})
+	peers.Start(ctx)
+	defer peers.Stop()
+	set.api.Agents = peers
+	set.api.Edges = peers.Edges()
+	if set.edgeRegion != "" {
+		stop, err := startEmbeddedEdge(ctx, st, peers, set, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	ln, err := net.Listen("tcp", set.listen)
 	if err != nil {
@@ -125,4 +135,29 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// startEmbeddedEdge runs the edge of set.edgeRegion inside serve, linked to
+// the hub in-process, and returns how to stop it.
+func startEmbeddedEdge(ctx context.Context, st *store.Store, peers *hub.Hub, set settings, log *slog.Logger) (func(), error) {
+	if _, err := st.Region(ctx, set.edgeRegion); err != nil {
+		return nil, fmt.Errorf("TPF_EDGE_REGION=%q: %w (add it with `tpf-controller region add`)", set.edgeRegion, err)
+	}
+	if err := st.SetEdgeManaged(ctx, set.edgeRegion); err != nil {
+		return nil, err
+	}
+	cfg := set.edge
+	cfg.Logger = log.With("edge", set.edgeRegion)
+	e, err := edge.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runEmbeddedEdge(ctx, e, func(ctx context.Context, c link.Conn) { peers.ServeEdge(ctx, set.edgeRegion, c) }, cfg.Logger)
+	}()
+	log.Info("edge embedded", "region", set.edgeRegion, "bind", cfg.Bind)
+	return func() { cancel(); <-done; e.Close() }, nil
 }

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/edge"
 	"github.com/tpf-dev/tpf/controller/expiry"
 	"github.com/tpf-dev/tpf/shared/forward"
+	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
 // settingDocs is what --help lists; every setting read below appears here.
@@ -28,6 +30,15 @@ var settingDocs = []struct{ name, doc string }{
 	{"TPF_ALLOW_SOURCES", "extra allow_from ranges accepted although not public, comma-separated CIDRs (labs; default none)"},
 	{"TPF_RATE_LIMIT_PER_MINUTE", "API requests per token and minute, per replica; 0 turns limiting off (default 60)"},
 	{"TPF_PORT_GRACE", "how long an ended forward's port stays held when its router never confirms the removal (default 10m)"},
+	{"TPF_EDGE_REGION", "serve: also run the edge (entry point) of this region in-process, for single-node installs (default: none)"},
+	{"TPF_EDGE_BIND", "the address the edge's listeners bind (default 0.0.0.0)"},
+	{"TPF_EDGE_MAX_CONNECTIONS", "serve: concurrent connections per forward; 0 means no limit (default 16)"},
+	{"TPF_EDGE_IDLE_TIMEOUT", "serve: cut a connection idle this long; 0 means never (default 30m)"},
+	{"TPF_EDGE_RATE", "serve: bytes per second per connection and direction; 0 means no cap (default 2097152, 16 Mbit/s)"},
+	{"TPF_EDGE_TOKEN", "edge: the region's edge token (from `region token`)"},
+	{"TPF_CONTROLLER_URL", "edge: the controller's URL, http(s)://host[:port]"},
+	{"TPF_CA_FILE", "edge: PEM CA bundle that verifies the controller (default: system roots)"},
+	{"TPF_EDGE_STRICT", "edge: close every listener after this long without the controller; 0 keeps serving unexpired forwards (default 0)"},
 	{"TPF_LOG_LEVEL", "debug, info, warn or error (default info)"},
 	{"TPF_LOG_FORMAT", "text or json (default text)"},
 }
@@ -40,6 +51,9 @@ type settings struct {
 	tlsKey      string
 	api         api.Config
 	expiry      expiry.Config
+	edgeLimits  syncproto.Limits
+	edgeRegion  string
+	edge        edge.Config
 	logLevel    slog.Level
 	logJSON     bool
 }
@@ -93,7 +107,33 @@ func readSettings(getenv Env) (settings, error) {
 	if s.logLevel, s.logJSON, err = logSettings(getenv); err != nil {
 		return s, err
 	}
+	if s.edgeLimits.MaxConnections, err = intSetting(getenv, "TPF_EDGE_MAX_CONNECTIONS", 16, 0, 1_000_000); err != nil {
+		return s, err
+	}
+	idle, err := durationOrZero(getenv, "TPF_EDGE_IDLE_TIMEOUT", 30*time.Minute)
+	if err != nil {
+		return s, err
+	}
+	s.edgeLimits.IdleSeconds = int(idle / time.Second)
+	rate, err := intSetting(getenv, "TPF_EDGE_RATE", 2<<20, 0, 1<<40)
+	if err != nil {
+		return s, err
+	}
+	s.edgeLimits.BytesPerSecond = int64(rate)
+	if s.edgeRegion = getenv("TPF_EDGE_REGION"); s.edgeRegion != "" {
+		if s.edge, err = edgeConfig(getenv, "0.0.0.0"); err != nil {
+			return s, err
+		}
+	}
 	return s, nil
+}
+
+// durationOrZero reads a duration where 0 means "off".
+func durationOrZero(getenv Env, name string, def time.Duration) (time.Duration, error) {
+	if getenv(name) == "0" {
+		return 0, nil
+	}
+	return durationSetting(getenv, name, def)
 }
 
 // logSettings reads TPF_LOG_LEVEL and TPF_LOG_FORMAT.

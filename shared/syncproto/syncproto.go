@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -242,4 +244,28 @@ func Decode(data []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("syncproto: %s message without its body", e.Type)
 	}
 	return e, nil
+}
+
+// URL turns a controller's base URL (http, https, ws or wss, with an
+// optional path prefix) into the websocket URL of one of its endpoints,
+// AgentPath or EdgePath.
+func URL(base, endpoint string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("controller URL %q: %w", base, err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("controller URL %q: use http(s)://host[:port]", base)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("controller URL %q has no host", base)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + endpoint
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
 }

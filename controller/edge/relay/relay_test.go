@@ -1,0 +1,406 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tpf-dev/tpf/controller/edge/relay"
+)
+
+// path is one relayed connection as the test sees it: the test plays the
+// client (c) and the target server (s); the engine relays between the
+// accepted client socket and the dialled target socket.
+type path struct {
+	c, s  *net.TCPConn
+	stats chan relay.Stats
+}
+
+func newEngine(t testing.TB, cfg relay.Config) *relay.Engine {
+	t.Helper()
+	e, err := relay.New(cfg)
+	if err != nil {
+		t.Fatalf("relay.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return e
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (dialled, accepted *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   *net.TCPConn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.AcceptTCP()
+		ch <- res{c, err}
+	}()
+	d, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return d, r.c
+}
+
+func start(t testing.TB, e *relay.Engine, ctx context.Context, lim relay.Limits) *path {
+	t.Helper()
+	c, relayClient := tcpPair(t)
+	relayTarget, s := tcpPair(t)
+	p := &path{c: c, s: s, stats: make(chan relay.Stats, 1)}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	e.Start(ctx, relayClient, relayTarget, lim, func(st relay.Stats) { p.stats <- st })
+	return p
+}
+
+// wait returns the relay's Stats, failing after limit.
+func (p *path) wait(t testing.TB, limit time.Duration) relay.Stats {
+	t.Helper()
+	select {
+	case st := <-p.stats:
+		return st
+	case <-time.After(limit):
+		t.Fatalf("relay did not end within %v", limit)
+		return relay.Stats{}
+	}
+}
+
+// stream writes n pseudo-random bytes (seeded) to w and returns their hash.
+func stream(w io.Writer, n int64, seed uint64) ([32]byte, error) {
+	h := sha256.New()
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	_, err := io.CopyN(io.MultiWriter(w, h), r, n)
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, err
+}
+
+func drain(r io.Reader) ([32]byte, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, n, err
+}
+
+func TestLargePayloadBothWays(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	p := start(t, e, context.Background(), relay.Limits{})
+	const up, down = 48 << 20, 40 << 20
+
+	type result struct {
+		sent, got [32]byte
+		n         int64
+		err       error
+	}
+	side := func(conn *net.TCPConn, n int64, seed uint64) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			var r result
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				r.sent, err = stream(conn, n, seed)
+				if err == nil {
+					err = conn.CloseWrite()
+				}
+				if err != nil {
+					r.err = err
+				}
+			}()
+			var err error
+			r.got, r.n, err = drain(conn)
+			wg.Wait()
+			if err != nil {
+				r.err = err
+			}
+			ch <- r
+		}()
+		return ch
+	}
+	cres, sres := side(p.c, up, 1), side(p.s, down, 2)
+	cr, sr := <-cres, <-sres
+	if cr.err != nil || sr.err != nil {
+		t.Fatalf("client error %v, server error %v", cr.err, sr.err)
+	}
+	if sr.n != up || sr.got != cr.sent {
+		t.Errorf("client→target: got %d bytes (hash match %v), want %d (hash match true)", sr.n, sr.got == cr.sent, up)
+	}
+	if cr.n != down || cr.got != sr.sent {
+		t.Errorf("target→client: got %d bytes (hash match %v), want %d (hash match true)", cr.n, cr.got == sr.sent, down)
+	}
+	st := p.wait(t, 5*time.Second)
+	if st.Up != up || st.Down != down {
+		t.Errorf("Stats: got Up=%d Down=%d, want %d, %d", st.Up, st.Down, up, down)
+	}
+	if st.Reason != relay.ReasonClientClosed && st.Reason != relay.ReasonTargetClosed {
+		t.Errorf("Stats.Reason: got %q (%v), want client or target closed", st.Reason, st.Err)
+	}
+	if st.End.Before(st.Start) || st.Start.IsZero() {
+		t.Errorf("Stats times: got start %v end %v", st.Start, st.End)
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	p := start(t, e, context.Background(), relay.Limits{})
+	request, reply := []byte("GET /\n"), bytes.Repeat([]byte("reply after the client's FIN\n"), 10000)
+
+	if _, err := p.c.Write(request); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(p.s) // ends at the relayed FIN
+	if err != nil || !bytes.Equal(got, request) {
+		t.Fatalf("server read: got %q, %v, want %q then EOF", got, err, request)
+	}
+	// The server replies after it has seen the client's FIN.
+	go func() {
+		p.s.Write(reply)
+		p.s.Close()
+	}()
+	got, err = io.ReadAll(p.c)
+	if err != nil || !bytes.Equal(got, reply) {
+		t.Fatalf("client read after its CloseWrite: got %d bytes, %v, want %d bytes then EOF", len(got), err, len(reply))
+	}
+	st := p.wait(t, 5*time.Second)
+	if st.Reason != relay.ReasonClientClosed || st.Err != nil {
+		t.Errorf("Stats.Reason: got %q (%v), want %q", st.Reason, st.Err, relay.ReasonClientClosed)
+	}
+	if st.Up != int64(len(request)) || st.Down != int64(len(reply)) {
+		t.Errorf("Stats: got Up=%d Down=%d, want %d, %d", st.Up, st.Down, len(request), len(reply))
+	}
+}
+
+func TestTargetResets(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	p := start(t, e, context.Background(), relay.Limits{})
+	p.s.SetLinger(0)
+	p.s.Close()
+	st := p.wait(t, 5*time.Second)
+	if st.Reason != relay.ReasonTargetClosed || st.Err == nil {
+		t.Errorf("Stats: got reason %q err %v, want %q with an error", st.Reason, st.Err, relay.ReasonTargetClosed)
+	}
+	if _, err := p.c.Read(make([]byte, 1)); err == nil {
+		t.Error("client read after the target's reset: got data, want an error or EOF")
+	}
+}
+
+// echoOnce sends b from the client and reads it back from the server side.
+func echoOnce(t testing.TB, p *path, b []byte) {
+	t.Helper()
+	if _, err := p.c.Write(b); err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	got := make([]byte, len(b))
+	p.s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(p.s, got); err != nil {
+		t.Fatalf("server read: %v", err)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	const idle = 300 * time.Millisecond
+	p := start(t, e, context.Background(), relay.Limits{IdleTimeout: idle})
+
+	// Traffic keeps it alive past the timeout.
+	begin := time.Now()
+	var quiet time.Time // when the last byte moved
+	for time.Since(begin) < 3*idle {
+		echoOnce(t, p, []byte("k"))
+		quiet = time.Now()
+		select {
+		case st := <-p.stats:
+			t.Fatalf("relay ended during traffic after %v: %q", time.Since(begin), st.Reason)
+		case <-time.After(idle / 3):
+		}
+	}
+	st := p.wait(t, 5*time.Second)
+	if st.Reason != relay.ReasonIdle {
+		t.Fatalf("Stats.Reason: got %q (%v), want %q", st.Reason, st.Err, relay.ReasonIdle)
+	}
+	if took := time.Since(quiet); took < idle-50*time.Millisecond || took > idle+time.Second {
+		t.Errorf("cut after %v of silence, want about %v", took, idle)
+	}
+	p.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := p.c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("client read after the idle cut: got %v, want a reset or EOF", err)
+	}
+}
+
+func TestCutViaContext(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	p := start(t, e, ctx, relay.Limits{})
+	echoOnce(t, p, []byte("before the cut"))
+
+	// A live transfer is in progress when the cut comes.
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := p.s.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := io.ReadFull(p.c, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("client read during transfer: %v", err)
+	}
+	cut := time.Now()
+	cancel()
+	st := p.wait(t, 5*time.Second)
+	if took := time.Since(cut); took > time.Second {
+		t.Errorf("cut took %v, want under 1s", took)
+	}
+	if st.Reason != relay.ReasonCut || !errors.Is(st.Err, context.Canceled) {
+		t.Errorf("Stats: got reason %q err %v, want %q, context.Canceled", st.Reason, st.Err, relay.ReasonCut)
+	}
+	// Both sockets are gone: the client's reads end promptly.
+	p.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, p.c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("client still connected 5s after the cut")
+	}
+	if e.Active() != 0 {
+		t.Errorf("Active after the cut: got %d, want 0", e.Active())
+	}
+}
+
+func TestCancelledContextCutsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("forward revoked"))
+	p := start(t, e, ctx, relay.Limits{})
+	st := p.wait(t, 5*time.Second)
+	if st.Reason != relay.ReasonCut || st.Err == nil || st.Err.Error() != "forward revoked" {
+		t.Errorf("Stats: got reason %q err %v, want %q, \"forward revoked\"", st.Reason, st.Err, relay.ReasonCut)
+	}
+}
+
+func TestBandwidthCap(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	const rate, n = 2 << 20, 3 << 20 // 3 MiB at 2 MiB/s
+	p := start(t, e, context.Background(), relay.Limits{BytesPerSecond: rate})
+	go func() {
+		stream(p.c, n, 3)
+		p.c.CloseWrite()
+	}()
+	begin := time.Now()
+	_, got, err := drain(p.s)
+	took := time.Since(begin)
+	if err != nil || got != n {
+		t.Fatalf("server read: got %d bytes, %v, want %d", got, err, n)
+	}
+	// Ideal: (3 MiB − a 0.2 MiB burst) / 2 MiB/s ≈ 1.4 s.
+	if took < 1100*time.Millisecond || took > 6*time.Second {
+		t.Errorf("3 MiB at 2 MiB/s took %v, want about 1.4s", took)
+	}
+	t.Logf("3 MiB at a 2 MiB/s cap: %v (%.2f MiB/s)", took, float64(n)/(1<<20)/took.Seconds())
+}
+
+func TestEngineClose(t *testing.T) {
+	t.Parallel()
+	e, err := relay.New(relay.Config{Loops: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []*path{start(t, e, context.Background(), relay.Limits{}), start(t, e, context.Background(), relay.Limits{})}
+	for _, p := range paths {
+		echoOnce(t, p, []byte("x"))
+	}
+	if got := e.Active(); got != 2 {
+		t.Errorf("Active: got %d, want 2", got)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, p := range paths {
+		if st := p.wait(t, 5*time.Second); st.Reason != relay.ReasonShutdown || !errors.Is(st.Err, relay.ErrClosed) {
+			t.Errorf("Stats after Close: got %q (%v), want %q", st.Reason, st.Err, relay.ReasonShutdown)
+		}
+	}
+	p := start(t, e, context.Background(), relay.Limits{})
+	if st := p.wait(t, 5*time.Second); st.Reason != relay.ReasonShutdown {
+		t.Errorf("Start after Close: got %q (%v), want %q", st.Reason, st.Err, relay.ReasonShutdown)
+	}
+}
+
+func TestPackageRelayAndDial(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // the target: echo
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c)
+		c.Close()
+	}()
+	c, relayClient := tcpPair(t)
+	defer c.Close()
+	relayTarget, err := relay.Dial(context.Background(), ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	done := make(chan relay.Stats, 1)
+	go func() { done <- relay.Relay(context.Background(), relayClient, relayTarget, relay.Limits{}) }()
+	msg := []byte(strings.Repeat("echo through the relay ", 1000))
+	go func() {
+		c.Write(msg)
+		c.CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: got %d bytes, %v, want %d", len(got), err, len(msg))
+	}
+	st := <-done
+	if st.Up != int64(len(msg)) || st.Down != int64(len(msg)) || st.Reason != relay.ReasonClientClosed {
+		t.Errorf("Stats: got %+v, want Up=Down=%d, client closed", st, len(msg))
+	}
+	if _, err := relay.Dial(context.Background(), "127.0.0.1:1", time.Second); err == nil {
+		t.Error("Dial to a closed port: got nil error, want one")
+	}
+}
