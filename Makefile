@@ -7,7 +7,7 @@ SQLC  := $(CURDIR)/.cache/bin/sqlc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION) -X github.com/tpf-dev/tpf/controller/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go vet fmt-check generate check-generated bench clean dist container
+.PHONY: all build run demo test test-go vet fmt-check generate check-generated bench clean dist container
 
 all: build
 
@@ -22,6 +22,15 @@ run: build
 		DATABASE_URL=$$(bin/tpf-devdb start $(DATA)/postgres tpf); export DATABASE_URL; \
 	fi; \
 	exec bin/tpf-controller quickstart --state $(DATA)
+
+## demo: the whole path on one machine, without root: controller and edge,
+## an emulated router, its agent and a demo device; prints how to connect
+demo: build
+	@set -e; \
+	if [ -z "$$DATABASE_URL" ]; then \
+		DATABASE_URL=$$(bin/tpf-devdb start $(DATA)/postgres tpf); export DATABASE_URL; \
+	fi; \
+	exec bin/tpf-demo --state $(DATA)
 
 ## test: vet, formatting and every test, on a throwaway PostgreSQL
 test: build vet fmt-check
