@@ -1,0 +1,166 @@
+package tpfctl
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// table writes aligned columns; Flush ends it.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "-"
+		}
+		cells[i] = strings.ReplaceAll(strings.ReplaceAll(cells[i], "\t", " "), "\n", " ")
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() { t.tw.Flush() }
+
+// fields writes "name  value" lines, aligned.
+func writeFields(w io.Writer, kv ...string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i := 0; i+1 < len(kv); i += 2 {
+		v := kv[i+1]
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", kv[i], v)
+	}
+	tw.Flush()
+}
+
+// connectTo is where users connect: entry_point:port.
+func connectTo(f Forward) string {
+	return net.JoinHostPort(f.EntryPoint, strconv.Itoa(f.Port))
+}
+
+func destination(f Forward) string {
+	return net.JoinHostPort(f.DstAddress, strconv.Itoa(f.DstPort))
+}
+
+// forwardState is the status with what a person should know about it: how
+// it ended, whether something refused it.
+func forwardState(f Forward) string {
+	s := f.Status
+	var notes []string
+	if f.RevokedEarly {
+		notes = append(notes, "revoked")
+	} else if f.Expired {
+		notes = append(notes, "expired")
+	}
+	if f.RouterError != nil {
+		notes = append(notes, "router error")
+	}
+	if f.EdgeError != nil {
+		notes = append(notes, "edge error")
+	}
+	if len(notes) > 0 {
+		s += " (" + strings.Join(notes, ", ") + ")"
+	}
+	return s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// whenAgo is an API time with how long ago it was: "2024-06-22T04:33:29+00:00
+// (3 minutes ago)"; empty for null.
+func whenAgo(s *string, now time.Time) string {
+	if s == nil {
+		return ""
+	}
+	t, err := parseTime(*s)
+	if err != nil {
+		return *s
+	}
+	return *s + " (" + ago(t, now) + ")"
+}
+
+// agoOf is how long ago an API time was, "never" for null.
+func agoOf(s *string, now time.Time) string {
+	if s == nil {
+		return "never"
+	}
+	t, err := parseTime(*s)
+	if err != nil {
+		return *s
+	}
+	return ago(t, now)
+}
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
+
+// ago says how far t is from now as the API's time_to_expire does: the
+// largest whole unit, truncated ("3 minutes ago", "1 hour from now").
+func ago(t, now time.Time) string {
+	d := now.Sub(t)
+	suffix := "ago"
+	if d < 0 {
+		suffix, d = "from now", -d
+	}
+	secs := int64(d / time.Second)
+	if secs == 0 {
+		return "just now"
+	}
+	for _, u := range []struct {
+		name string
+		secs int64
+	}{{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}} {
+		if n := secs / u.secs; n >= 1 {
+			unit := u.name
+			if n != 1 {
+				unit += "s"
+			}
+			return fmt.Sprintf("%d %s %s", n, unit, suffix)
+		}
+	}
+	return "just now"
+}
+
+// agentState is "connected", "offline" or "never connected".
+func agentState(a Agent) string {
+	switch {
+	case a.Connected:
+		return "connected"
+	case a.ConnectedAt == nil && a.LastSeenAt == nil:
+		return "never connected"
+	default:
+		return "offline"
+	}
+}
+
+// revision says whether what was applied is what is desired.
+func revision(desired, applied int64) string {
+	if applied >= desired {
+		return fmt.Sprintf("in sync (%d)", desired)
+	}
+	return fmt.Sprintf("behind (%d of %d)", applied, desired)
+}
+
+// shorten cuts s to n runes for a table cell.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
