@@ -31,6 +31,13 @@ func (s *server) routes(mux *http.ServeMux) {
 
 	mux.Handle("GET /api/regions", s.auth(s.handleRegionList()))
 	mux.Handle("GET /api/audit-log", s.auth(s.handleAuditLog()))
+	mux.Handle("GET /api/openapi.json", s.handleOpenAPI())
+
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", s.handleReadyz())
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.handleMetrics())
+	}
 
 	if s.cfg.Agents != nil {
 		mux.Handle("GET "+syncproto.AgentPath, s.cfg.Agents)
@@ -39,5 +46,10 @@ func (s *server) routes(mux *http.ServeMux) {
 		mux.Handle("GET "+syncproto.EdgePath, s.cfg.Edges)
 	}
 
-	mux.Handle("/", notFound())
+	mux.Handle("/api/", notFound())
+	if s.cfg.Web != nil {
+		mux.Handle("/", s.cfg.Web)
+	} else {
+		mux.Handle("/", notFound())
+	}
 }

@@ -7,11 +7,13 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
 
+	"github.com/tpf-dev/tpf/controller/metrics"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -52,6 +54,20 @@ type Config struct {
 	// Edges serves the edges' websocket endpoint (syncproto.EdgePath); nil
 	// leaves it unrouted.
 	Edges http.Handler
+	// Web serves every path outside /api/ (the web views, package web); nil
+	// answers those with the JSON 404 too.
+	Web http.Handler
+	// Metrics is served at /metrics and records every request's latency;
+	// nil leaves /metrics unrouted and records nothing.
+	Metrics *metrics.Metrics
+	// MetricsToken, when set, is the bearer token /metrics requires
+	// (TPF_METRICS_TOKEN); empty serves /metrics to anyone who reaches it,
+	// as Prometheus usually scrapes over a private network.
+	MetricsToken string
+	// Ready is what /readyz checks; nil means the store's database answers
+	// within two seconds and its schema has no pending migration. Its
+	// error's text is shown to the caller, so it must be safe to show.
+	Ready func(ctx context.Context) error
 }
 
 func (c Config) withDefaults() Config {
@@ -83,7 +99,7 @@ func NewServer(st *store.Store, cfg Config) http.Handler {
 	s := &server{store: st, cfg: cfg, limiter: newRateLimiter(cfg.RateLimitPerMinute, time.Minute)}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.logRequests(recoverPanics(s.cfg.Logger, mux))
+	return s.logRequests(s.observeRequests(recoverPanics(s.cfg.Logger, mux)))
 }
 
 // now is the one clock reading a request uses, in whole UTC seconds like

@@ -19,7 +19,9 @@ import (
 	"github.com/tpf-dev/tpf/controller/expiry"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/link"
+	"github.com/tpf-dev/tpf/controller/metrics"
 	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/controller/web"
 )
 
 func runServe(ctx context.Context, args []string, getenv Env, stderr io.Writer) error {
@@ -85,7 +87,12 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	clock := expiry.New(st, set.expiry)
 	clock.Start(ctx)
 	defer clock.Stop()
-	peers := hub.New(st, hub.Config{Logger: log, EdgeLimits: set.edgeLimits})
+	m := metrics.New(metrics.Config{
+		Forwards: func(ctx context.Context) ([]store.ForwardCount, error) { return st.CountForwards(ctx, time.Now()) },
+		Logger:   log,
+	})
+	set.api.Metrics = m
+	peers := hub.New(st, hub.Config{Logger: log, EdgeLimits: set.edgeLimits, Observer: m})
 	peers.Start(ctx)
 	defer peers.Stop()
 	set.api.Agents = peers
@@ -97,6 +104,8 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 		}
 		defer stop()
 	}
+
+	set.api.Web = web.New(st, web.Config{API: set.api, Logger: log})
 
 	ln, err := net.Listen("tcp", set.listen)
 	if err != nil {

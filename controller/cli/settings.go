@@ -29,6 +29,7 @@ var settingDocs = []struct{ name, doc string }{
 	{"TPF_MAX_EXPIRE_MINUTES", "largest expire_after_minutes accepted (default 1440)"},
 	{"TPF_ALLOW_SOURCES", "extra allow_from ranges accepted although not public, comma-separated CIDRs (labs; default none)"},
 	{"TPF_RATE_LIMIT_PER_MINUTE", "API requests per token and minute, per replica; 0 turns limiting off (default 60)"},
+	{"TPF_METRICS_TOKEN", "bearer token /metrics requires (default: none; /metrics needs no API token, scrape it over a private network)"},
 	{"TPF_PORT_GRACE", "how long an ended forward's port stays held when its router never confirms the removal (default 10m)"},
 	{"TPF_EDGE_REGION", "serve: also run the edge (entry point) of this region in-process, for single-node installs (default: none)"},
 	{"TPF_EDGE_BIND", "the address the edge's listeners bind (default 0.0.0.0)"},
@@ -101,6 +102,7 @@ func readSettings(getenv Env) (settings, error) {
 	if s.api.RateLimitPerMinute, err = intSetting(getenv, "TPF_RATE_LIMIT_PER_MINUTE", 60, 0, 1_000_000); err != nil {
 		return s, err
 	}
+	s.api.MetricsToken = getenv("TPF_METRICS_TOKEN")
 	if s.expiry.PortGrace, err = durationSetting(getenv, "TPF_PORT_GRACE", expiry.DefaultPortGrace); err != nil {
 		return s, err
 	}

@@ -48,7 +48,38 @@ type Config struct {
 	// EdgeLimits are the per-forward limits sent to edges with every
 	// listener; zero values mean no limit.
 	EdgeLimits syncproto.Limits
+	// Observer is told what the hub sees, for metrics; nil observes
+	// nothing.
+	Observer Observer
 }
+
+// Observer is told what the hub sees; package metrics implements it. Its
+// methods are called on the peers' goroutines, concurrently, and must return
+// quickly. peer is "agent" or "edge".
+type Observer interface {
+	// PeerUp and PeerDown are called when a peer connects to this replica
+	// and when it goes away (not when a second link replaces its first).
+	PeerUp(peer string)
+	PeerDown(peer string)
+	// ReconcileError is called for each error a report carries: kind
+	// "pass" when the whole set failed, else a forward's state
+	// ("refused" or "failed").
+	ReconcileError(peer, kind string)
+	// ForwardActivated is called for each forward a report made active,
+	// with the time since the forward was created.
+	ForwardActivated(wait time.Duration)
+	// ConnectionEnded is called for each ended connection an edge reports.
+	ConnectionEnded(region, reason string, bytesUp, bytesDown int64)
+}
+
+// nopObserver is the Observer of a Config without one.
+type nopObserver struct{}
+
+func (nopObserver) PeerUp(string)                                {}
+func (nopObserver) PeerDown(string)                              {}
+func (nopObserver) ReconcileError(string, string)                {}
+func (nopObserver) ForwardActivated(time.Duration)               {}
+func (nopObserver) ConnectionEnded(string, string, int64, int64) {}
 
 func (c Config) withDefaults() Config {
 	if c.Now == nil {
@@ -62,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return c
 }
@@ -90,6 +124,8 @@ func edgeKey(region string) string  { return "edge " + region }
 // peer is what differs between an agent and an edge.
 type peer interface {
 	key() string
+	// kind is "agent" or "edge", for the Observer.
+	kind() string
 	connected(ctx context.Context, now time.Time) error
 	disconnected(ctx context.Context, now time.Time) error
 	seen(ctx context.Context, now time.Time) error
@@ -300,7 +336,7 @@ func bearer(w http.ResponseWriter, r *http.Request) (string, bool) {
 	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	secret = strings.TrimSpace(secret)
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		http.Error(w, `{"message":"Unauthenticated."}`, http.StatusUnauthorized)
+		writeMessage(w, http.StatusUnauthorized, "Unauthenticated.")
 		return "", false
 	}
 	return secret, true
@@ -309,14 +345,23 @@ func bearer(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (h *Hub) authorized(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, fleet.ErrUnauthenticated):
-		http.Error(w, `{"message":"Unauthenticated."}`, http.StatusUnauthorized)
+		writeMessage(w, http.StatusUnauthorized, "Unauthenticated.")
 		return false
 	case err != nil:
 		h.cfg.Logger.Error("peer authentication", "err", err)
-		http.Error(w, `{"message":"Server Error."}`, http.StatusInternalServerError)
+		writeMessage(w, http.StatusInternalServerError, "Server Error.")
 		return false
 	}
 	return true
+}
+
+// writeMessage answers {"message": msg} as JSON, like the API's errors.
+func writeMessage(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(map[string]string{"message": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
 }
 
 // accept upgrades to a websocket, or answers the client and returns nil.
@@ -341,11 +386,15 @@ func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
 	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel}
 	key := p.key()
 	h.mu.Lock()
-	if old := h.conns[key]; old != nil {
+	old := h.conns[key]
+	if old != nil {
 		old.cancel()
 	}
 	h.conns[key] = c
 	h.mu.Unlock()
+	if old == nil {
+		h.cfg.Observer.PeerUp(p.kind())
+	}
 	log := h.cfg.Logger.With("peer", key)
 	log.Info("peer connected")
 	if err := p.connected(ctx, h.now()); err != nil {
@@ -369,6 +418,7 @@ func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
 	h.mu.Unlock()
 	conn.Close("bye")
 	if !replaced {
+		h.cfg.Observer.PeerDown(p.kind())
 		if err := p.disconnected(context.WithoutCancel(ctx), h.now()); err != nil {
 			log.Error("record disconnection", "err", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -27,7 +28,8 @@ func (p *agentPeer) valid(ctx context.Context) (bool, error) {
 	return err == nil && r.ID == p.router, err
 }
 
-func (p *agentPeer) key() string { return routerKey(p.router) }
+func (p *agentPeer) key() string  { return routerKey(p.router) }
+func (p *agentPeer) kind() string { return "agent" }
 
 func (p *agentPeer) connected(ctx context.Context, now time.Time) error {
 	return p.h.store.AgentConnected(ctx, p.router, now)
@@ -57,6 +59,7 @@ func (p *agentPeer) handle(ctx context.Context, msg syncproto.Envelope, now time
 		if len(out.Activated) > 0 || len(out.Removed) > 0 {
 			log.Info("agent applied set", "revision", msg.Report.Revision, "activated", len(out.Activated), "removed", len(out.Removed))
 		}
+		p.h.observeReport(p.kind(), msg.Report, out.Activated)
 		return err
 	}
 	return nil
@@ -80,7 +83,8 @@ func (p *edgePeer) valid(ctx context.Context) (bool, error) {
 	return err == nil && r.ID == p.region, err
 }
 
-func (p *edgePeer) key() string { return edgeKey(p.region) }
+func (p *edgePeer) key() string  { return edgeKey(p.region) }
+func (p *edgePeer) kind() string { return "edge" }
 
 func (p *edgePeer) connected(ctx context.Context, now time.Time) error {
 	return p.h.store.EdgeConnected(ctx, p.region, now)
@@ -108,9 +112,32 @@ func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.
 		if len(activated) > 0 {
 			log.Info("edge applied listeners", "revision", msg.Report.Revision, "activated", len(activated))
 		}
+		p.h.observeReport(p.kind(), msg.Report, activated)
 		return err
 	case syncproto.TypeConnections:
+		for _, c := range msg.Connections.Records {
+			if !c.End.IsZero() {
+				p.h.cfg.Observer.ConnectionEnded(p.region, c.Reason, c.BytesUp, c.BytesDown)
+			}
+		}
 		return p.h.store.RecordConnections(ctx, p.region, msg.Connections.Records)
 	}
 	return nil
+}
+
+// observeReport tells the Observer about a report's errors and the forwards
+// it made active.
+func (h *Hub) observeReport(peer string, r *syncproto.Report, activated []store.Activation) {
+	if r.Error != "" {
+		h.cfg.Observer.ReconcileError(peer, "pass")
+	}
+	for _, res := range r.Results {
+		if res.State == syncproto.StateRefused || res.State == syncproto.StateFailed {
+			h.cfg.Observer.ReconcileError(peer, res.State)
+		}
+	}
+	now := h.now()
+	for _, a := range activated {
+		h.cfg.Observer.ForwardActivated(now.Sub(a.CreatedAt))
+	}
 }

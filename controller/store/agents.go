@@ -117,8 +117,14 @@ func (s *Store) AgentHello(ctx context.Context, router uuid.UUID, h syncproto.He
 
 // ReportOutcome says what a report changed.
 type ReportOutcome struct {
-	Activated []uuid.UUID // forwards confirmed and active
-	Removed   []uuid.UUID // forwards whose removal the router confirmed
+	Activated []Activation // forwards this report made active
+	Removed   []uuid.UUID  // forwards whose removal the router confirmed
+}
+
+// Activation is a forward that a report made active (pending → active).
+type Activation struct {
+	ID        uuid.UUID
+	CreatedAt time.Time
 }
 
 // ApplyReport records what router's agent applied: forwards it confirmed
@@ -154,8 +160,8 @@ func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.R
 			return err
 		}
 		for _, r := range rows {
-			if r.Status == string(fleet.StatusActive) {
-				out.Activated = append(out.Activated, r.ID)
+			if activated(r.PreviousStatus, r.Status) {
+				out.Activated = append(out.Activated, Activation{ID: r.ID, CreatedAt: r.CreatedAt.UTC()})
 			}
 		}
 		present := make([]uuid.UUID, 0, len(r.Present))
@@ -171,4 +177,10 @@ func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.R
 		return ReportOutcome{}, fmt.Errorf("report of %s: %w", router, err)
 	}
 	return out, nil
+}
+
+// activated reports whether a confirmation moved a forward from pending to
+// active (and not one that was active already).
+func activated(previous, now string) bool {
+	return previous == string(fleet.StatusPending) && now == string(fleet.StatusActive)
 }

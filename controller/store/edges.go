@@ -116,9 +116,10 @@ func (s *Store) EdgeSeen(ctx context.Context, region string, now time.Time) erro
 
 // ApplyEdgeReport records what region's edge applied: forwards it listens
 // for count as in place at the entry point (and become active when their
-// router confirmed them too); failures are kept on the forward.
-func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.Report, now time.Time) ([]uuid.UUID, error) {
-	var activated []uuid.UUID
+// router confirmed them too); failures are kept on the forward. It returns
+// the forwards this report made active.
+func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.Report, now time.Time) ([]Activation, error) {
+	var out []Activation
 	err := s.inTx(ctx, func(q *db.Queries) error {
 		err := q.EdgeReport(ctx, db.EdgeReportParams{Now: now, EdgeVersion: r.AgentVersion, AppliedRevision: r.Revision, EdgeError: r.Error, ID: region})
 		if err != nil || r.Error != "" {
@@ -140,8 +141,8 @@ func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.
 		}
 		rows, err := q.ConfirmListeners(ctx, db.ConfirmListenersParams{Now: now, RegionID: region, Ids: listening})
 		for _, row := range rows {
-			if row.Status == string(fleet.StatusActive) {
-				activated = append(activated, row.ID)
+			if activated(row.PreviousStatus, row.Status) {
+				out = append(out, Activation{ID: row.ID, CreatedAt: row.CreatedAt.UTC()})
 			}
 		}
 		return err
@@ -149,7 +150,7 @@ func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.
 	if err != nil {
 		return nil, fmt.Errorf("edge report of %q: %w", region, err)
 	}
-	return activated, nil
+	return out, nil
 }
 
 // RecordConnections stores connection records from region's edge; records

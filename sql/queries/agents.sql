@@ -46,15 +46,24 @@ where id = @id;
 
 -- name: ActivateForwards :many
 -- The router confirmed these forwards' rules. In a region served by a tpf
--- edge the forward is active once the edge listens too.
+-- edge the forward is active once the edge listens too. The rows are locked
+-- first (in id order), so previous_status is the status this update replaced:
+-- pending → active means this report is what made the forward active.
+with prev as (
+    select p.id, p.status
+    from forwards p
+    where p.router_id = @router_id and p.id = any(@ids::uuid[])
+    order by p.id
+    for update
+)
 update forwards f
 set rule_confirmed_at = coalesce(f.rule_confirmed_at, @now::timestamptz),
     router_error = '',
     status = case when f.status = 'pending' and (not r.edge_managed or f.listener_confirmed_at is not null)
                   then 'active' else f.status end
-from regions r
-where r.id = f.region_id and f.router_id = @router_id and f.id = any(@ids::uuid[])
-returning f.id, f.status;
+from prev, regions r
+where prev.id = f.id and r.id = f.region_id
+returning f.id, f.status, prev.status as previous_status, f.created_at;
 
 -- name: SetRouterError :exec
 update forwards set router_error = @router_error

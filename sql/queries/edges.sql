@@ -38,13 +38,22 @@ set edge_seen_at = @now::timestamptz, edge_version = @edge_version,
 where id = @id;
 
 -- name: ConfirmListeners :many
--- The edge listens for these forwards.
-update forwards
-set listener_confirmed_at = coalesce(listener_confirmed_at, @now::timestamptz),
+-- The edge listens for these forwards. As in ActivateForwards, the rows are
+-- locked first, so previous_status is the status this update replaced.
+with prev as (
+    select p.id, p.status
+    from forwards p
+    where p.region_id = @region_id and p.id = any(@ids::uuid[])
+    order by p.id
+    for update
+)
+update forwards f
+set listener_confirmed_at = coalesce(f.listener_confirmed_at, @now::timestamptz),
     edge_error = '',
-    status = case when status = 'pending' and rule_confirmed_at is not null then 'active' else status end
-where region_id = @region_id and id = any(@ids::uuid[])
-returning id, status;
+    status = case when f.status = 'pending' and f.rule_confirmed_at is not null then 'active' else f.status end
+from prev
+where prev.id = f.id
+returning f.id, f.status, prev.status as previous_status, f.created_at;
 
 -- name: SetEdgeError :exec
 update forwards set edge_error = @edge_error

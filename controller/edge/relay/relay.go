@@ -8,12 +8,14 @@
 // holds no goroutine and no pipe while it is idle: a splice pipe is borrowed
 // from the loop's pool only while bytes are in flight and returned as soon as
 // they are delivered. An idle relayed connection costs its two sockets (2
-// file descriptors) and about 0.5 KB of Go memory.
+// file descriptors) and under 1 KB of Go memory (BENCH.md).
 //
 // Engine.Connect takes a raw accepted socket (listen.Conn) and dials the
 // target without blocking, on the event loop, so that a connection's whole
-// life — accept, dial, relay, close — needs no goroutine of its own.
-// Engine.Start relays two connected *net.TCPConn.
+// life — accept, dial, relay, close — needs no goroutine of its own. With
+// Engine.Watch (the engine as a listen.Poller) the listeners' event loop is
+// a relay loop too: a connection is accepted, dialled and relayed on one
+// goroutine. Engine.Start relays two connected *net.TCPConn; Relay blocks.
 //
 // The package is Linux-only (epoll, splice). It imports only the standard
 // library and golang.org/x/sys/unix; it must not import the edge service or
@@ -77,8 +79,11 @@ var ErrClosed = errors.New("relay engine closed")
 
 // Config configures an Engine. The zero value is ready to use.
 type Config struct {
-	// Loops is the number of event-loop goroutines; connections are spread
-	// over them round-robin. Zero: GOMAXPROCS.
+	// Loops is the number of event-loop goroutines. Connections are spread
+	// over them round-robin, except that Connect called from a Watch
+	// callback (a listen.Set's handler) prefers the callback's own loop
+	// while it holds at most 64 relays more than the next. Zero:
+	// GOMAXPROCS.
 	Loops int
 	// PipeSize is the capacity of each splice pipe (F_SETPIPE_SZ), the most
 	// one splice moves. Zero: 256 KiB. If the kernel refuses the size (for

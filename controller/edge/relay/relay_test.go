@@ -404,3 +404,69 @@ func TestPackageRelayAndDial(t *testing.T) {
 		t.Error("Dial to a closed port: got nil error, want one")
 	}
 }
+
+func TestHalfCloseFromTarget(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	p := start(t, e, context.Background(), relay.Limits{})
+	banner := []byte("server speaks first, then stops sending\n")
+	if _, err := p.s.Write(banner); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.s.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(p.c)
+	if err != nil || !bytes.Equal(got, banner) {
+		t.Fatalf("client read: got %q, %v, want the banner then EOF", got, err)
+	}
+	// The client keeps sending after the target's FIN.
+	go func() {
+		stream(p.c, 1<<20, 4)
+		p.c.CloseWrite()
+	}()
+	if _, n, err := drain(p.s); err != nil || n != 1<<20 {
+		t.Fatalf("server read after its CloseWrite: got %d bytes, %v, want %d", n, err, 1<<20)
+	}
+	p.s.Close()
+	if st := p.wait(t, 5*time.Second); st.Reason != relay.ReasonTargetClosed || st.Up != 1<<20 {
+		t.Errorf("Stats: got %q Up=%d, want %q Up=%d", st.Reason, st.Up, relay.ReasonTargetClosed, 1<<20)
+	}
+}
+
+// TestSlowReader makes the relay's writes hit EAGAIN: the target reads
+// slowly, so the relay must hold its pipe and wait for EPOLLOUT.
+func TestSlowReader(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, relay.Config{})
+	p := start(t, e, context.Background(), relay.Limits{})
+	p.s.SetReadBuffer(16 << 10)
+	const n = 8 << 20
+	sent := make(chan [32]byte, 1)
+	go func() {
+		sum, _ := stream(p.c, n, 5)
+		p.c.CloseWrite()
+		sent <- sum
+	}()
+	h := sha256.New()
+	buf := make([]byte, 32<<10)
+	var got int64
+	for {
+		m, err := p.s.Read(buf)
+		h.Write(buf[:m])
+		got += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("server read: %v", err)
+		}
+		if got%(1<<20) < 32<<10 {
+			time.Sleep(20 * time.Millisecond) // pacing, so that buffers fill up
+		}
+	}
+	want := <-sent
+	if got != n || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("server got %d bytes (hash match %v), want %d", got, bytes.Equal(h.Sum(nil), want[:]), n)
+	}
+}

@@ -14,14 +14,21 @@ import (
 )
 
 const activateForwards = `-- name: ActivateForwards :many
+with prev as (
+    select p.id, p.status
+    from forwards p
+    where p.router_id = $2 and p.id = any($3::uuid[])
+    order by p.id
+    for update
+)
 update forwards f
 set rule_confirmed_at = coalesce(f.rule_confirmed_at, $1::timestamptz),
     router_error = '',
     status = case when f.status = 'pending' and (not r.edge_managed or f.listener_confirmed_at is not null)
                   then 'active' else f.status end
-from regions r
-where r.id = f.region_id and f.router_id = $2 and f.id = any($3::uuid[])
-returning f.id, f.status
+from prev, regions r
+where prev.id = f.id and r.id = f.region_id
+returning f.id, f.status, prev.status as previous_status, f.created_at
 `
 
 type ActivateForwardsParams struct {
@@ -31,12 +38,16 @@ type ActivateForwardsParams struct {
 }
 
 type ActivateForwardsRow struct {
-	ID     uuid.UUID
-	Status string
+	ID             uuid.UUID
+	Status         string
+	PreviousStatus string
+	CreatedAt      time.Time
 }
 
 // The router confirmed these forwards' rules. In a region served by a tpf
-// edge the forward is active once the edge listens too.
+// edge the forward is active once the edge listens too. The rows are locked
+// first (in id order), so previous_status is the status this update replaced:
+// pending → active means this report is what made the forward active.
 func (q *Queries) ActivateForwards(ctx context.Context, arg ActivateForwardsParams) ([]ActivateForwardsRow, error) {
 	rows, err := q.db.Query(ctx, activateForwards, arg.Now, arg.RouterID, arg.Ids)
 	if err != nil {
@@ -46,7 +57,12 @@ func (q *Queries) ActivateForwards(ctx context.Context, arg ActivateForwardsPara
 	items := []ActivateForwardsRow{}
 	for rows.Next() {
 		var i ActivateForwardsRow
-		if err := rows.Scan(&i.ID, &i.Status); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.PreviousStatus,
+			&i.CreatedAt,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

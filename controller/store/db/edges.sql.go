@@ -46,12 +46,20 @@ func (q *Queries) CloseRegionConnections(ctx context.Context, arg CloseRegionCon
 }
 
 const confirmListeners = `-- name: ConfirmListeners :many
-update forwards
-set listener_confirmed_at = coalesce(listener_confirmed_at, $1::timestamptz),
+with prev as (
+    select p.id, p.status
+    from forwards p
+    where p.region_id = $2 and p.id = any($3::uuid[])
+    order by p.id
+    for update
+)
+update forwards f
+set listener_confirmed_at = coalesce(f.listener_confirmed_at, $1::timestamptz),
     edge_error = '',
-    status = case when status = 'pending' and rule_confirmed_at is not null then 'active' else status end
-where region_id = $2 and id = any($3::uuid[])
-returning id, status
+    status = case when f.status = 'pending' and f.rule_confirmed_at is not null then 'active' else f.status end
+from prev
+where prev.id = f.id
+returning f.id, f.status, prev.status as previous_status, f.created_at
 `
 
 type ConfirmListenersParams struct {
@@ -61,11 +69,14 @@ type ConfirmListenersParams struct {
 }
 
 type ConfirmListenersRow struct {
-	ID     uuid.UUID
-	Status string
+	ID             uuid.UUID
+	Status         string
+	PreviousStatus string
+	CreatedAt      time.Time
 }
 
-// The edge listens for these forwards.
+// The edge listens for these forwards. As in ActivateForwards, the rows are
+// locked first, so previous_status is the status this update replaced.
 func (q *Queries) ConfirmListeners(ctx context.Context, arg ConfirmListenersParams) ([]ConfirmListenersRow, error) {
 	rows, err := q.db.Query(ctx, confirmListeners, arg.Now, arg.RegionID, arg.Ids)
 	if err != nil {
@@ -75,7 +86,12 @@ func (q *Queries) ConfirmListeners(ctx context.Context, arg ConfirmListenersPara
 	items := []ConfirmListenersRow{}
 	for rows.Next() {
 		var i ConfirmListenersRow
-		if err := rows.Scan(&i.ID, &i.Status); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.PreviousStatus,
+			&i.CreatedAt,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -1,0 +1,35 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tpf-dev/tpf/controller/fleet"
+)
+
+// ForwardCount is how many unfinished forwards of a region have a status.
+type ForwardCount struct {
+	Region string
+	// Status is pending, active or removing, as the API shows it (a live
+	// forward whose time ran out is removing); empty for a region without
+	// unfinished forwards.
+	Status   fleet.Status
+	Forwards int64
+}
+
+// CountForwards counts the unfinished forwards (pending, active, removing)
+// of every region at now, for the metrics; every region appears at least
+// once. Removed forwards are history and are not counted, which keeps the
+// query to the partial indexes of unfinished forwards.
+func (s *Store) CountForwards(ctx context.Context, now time.Time) ([]ForwardCount, error) {
+	rows, err := s.q.CountForwards(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("count forwards: %w", err)
+	}
+	out := make([]ForwardCount, len(rows))
+	for i, r := range rows {
+		out[i] = ForwardCount{Region: r.RegionID, Status: fleet.Status(r.Status), Forwards: r.Forwards}
+	}
+	return out, nil
+}

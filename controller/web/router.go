@@ -1,0 +1,294 @@
+package web
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/store"
+)
+
+const (
+	// window is how far back the router page looks.
+	window = 24 * time.Hour
+	// maxRecentForwards and maxRecentConnections bound the router page's
+	// reads; live forwards always come first.
+	maxRecentForwards    = 500
+	maxRecentConnections = 2000
+	// connectionsPerForward is how many connections a forward's row lists.
+	connectionsPerForward = 5
+)
+
+// forwardRow is one forward on the router page.
+type forwardRow struct {
+	ID         string
+	Address    string // entry point and port: what users connect to
+	Dst        string
+	AllowFrom  string
+	Masquerade bool
+	Status     string
+	CreatedAt  time.Time
+	CreatedBy  string
+	ExpiresAt  time.Time
+	// Remaining is the countdown as first shown, in whole minutes so the
+	// fragment stays the same between polls; the script counts seconds.
+	Remaining   string
+	EndedAt     *time.Time
+	Ended       string // "revoked by token ci", "expired"
+	RouterError string
+	EdgeError   string
+	Active      int
+	Conns       []connRow
+	ConnsTotal  int
+	Highlight   bool
+}
+
+// connRow is one connection through a forward.
+type connRow struct {
+	Source    string
+	StartedAt time.Time
+	Open      bool
+	Duration  string
+	BytesUp   int64
+	BytesDown int64
+	Reason    string
+}
+
+// createForm is the create-forward form: what was typed and, after a failed
+// create, the API's messages per field.
+type createForm struct {
+	Values  map[string]string
+	Errors  map[string][]string
+	General string
+	Min     int
+	Max     int
+}
+
+type routerBody struct {
+	Router fleetRow
+	// Edge is the router's region's edge, nil when no tpf edge serves it.
+	Edge     *edgeView
+	Live     []forwardRow
+	Ended    []forwardRow
+	Timeline timeline
+	Form     createForm
+	// Banner reports what the last form did.
+	Banner   *banner
+	Poll     int // milliseconds
+	CSRF     string
+	FormPath string
+}
+
+type edgeView struct {
+	Connected bool
+	Seen      string
+	LastError string
+}
+
+type banner struct {
+	Kind    string // "ok" or "info"
+	Title   string
+	Message string
+}
+
+func (v *views) handleRouter(w http.ResponseWriter, r *http.Request, in signedIn) {
+	id, ok := pathID(r, "router_id")
+	if !ok {
+		v.writeError(w, r, fleet.ErrNotFound)
+		return
+	}
+	v.renderRouter(w, r, in, id, http.StatusOK, createForm{Values: map[string]string{"expire_after_minutes": "120"}})
+}
+
+// renderRouter reads what the router page shows and renders it with form.
+func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn, id uuid.UUID, code int, form createForm) {
+	now := v.now()
+	ctx := r.Context()
+	account := in.principal.AccountID
+	rt, err := v.store.Router(ctx, account, id)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	region, err := v.store.Region(ctx, rt.Region)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	since := now.Add(-window)
+	forwards, err := v.store.RecentForwards(ctx, account, id, since, maxRecentForwards)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	conns, err := v.store.RecentConnections(ctx, account, id, since, maxRecentConnections)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	byForward := map[uuid.UUID][]fleet.Connection{}
+	for _, c := range conns {
+		byForward[c.ForwardID] = append(byForward[c.ForwardID], c)
+	}
+
+	cfg := v.cfg.API
+	form.Min, form.Max = cmp.Or(cfg.MinExpireMinutes, api.DefaultMinExpireMinutes), cmp.Or(cfg.MaxExpireMinutes, api.DefaultMaxExpireMinutes)
+	body := routerBody{
+		Router: toFleetRow(rt, store.LiveForwardCounts{}, now), Form: form,
+		Poll: int(v.cfg.RouterPoll / time.Millisecond), CSRF: in.session.csrf,
+		FormPath: "/routers/" + id.String() + "/forwards",
+	}
+	if region.EdgeManaged {
+		e := &edgeView{Connected: region.Edge.Connected(now), LastError: region.Edge.LastError}
+		if region.Edge.SeenAt != nil {
+			e.Seen = agoCoarse(*region.Edge.SeenAt, now)
+		}
+		body.Edge = e
+	}
+	q := r.URL.Query()
+	created, revoked := q.Get("created"), q.Get("revoked")
+	for _, f := range forwards {
+		row := toForwardRow(f, byForward[f.ID], now)
+		row.Highlight = row.ID == created
+		if f.Live(now) {
+			body.Live = append(body.Live, row)
+			body.Router.Counts.Live++
+		} else {
+			body.Ended = append(body.Ended, row)
+		}
+		switch row.ID {
+		case created:
+			body.Banner = &banner{Kind: "ok", Title: "Forward created.",
+				Message: "Connect to " + row.Address + " from " + row.AllowFrom + " to reach " + row.Dst + ". It turns active once the router confirms it."}
+		case revoked:
+			body.Banner = &banner{Kind: "info", Title: "Forward revoked.",
+				Message: "The forward to " + row.Dst + " on " + row.Address + " is ended; the router removes its rule now."}
+		}
+	}
+	body.Timeline = layoutTimeline(forwards, byForward, now)
+	v.render(w, r, code, "router", page{Title: rt.Name, Nav: "router", Session: in.view(), Body: body})
+}
+
+func toForwardRow(f store.ForwardView, conns []fleet.Connection, now time.Time) forwardRow {
+	row := forwardRow{
+		ID: f.ID.String(), Address: f.EntryPoint + ":" + strconv.Itoa(int(f.Port)),
+		Dst: f.DstAddress.String() + ":" + strconv.Itoa(int(f.DstPort)), AllowFrom: f.AllowFrom.String(),
+		Masquerade: f.Masquerade, Status: string(f.StatusAt(now)), CreatedAt: f.CreatedAt,
+		CreatedBy: f.CreatedBy, ExpiresAt: f.ExpiresAt, EndedAt: f.EndedAt,
+		RouterError: f.RouterError, EdgeError: f.EdgeError, Active: f.ConnectionsActive,
+		ConnsTotal: len(conns),
+	}
+	if row.CreatedBy != "" {
+		row.CreatedBy = "token " + row.CreatedBy
+	}
+	if left := f.ExpiresAt.Sub(now); left > 0 {
+		row.Remaining = countdown(left.Truncate(time.Minute))
+		if left < time.Minute {
+			row.Remaining = "under 1m"
+		}
+	} else {
+		row.Remaining = "expired"
+	}
+	switch {
+	case f.RevokedAt != nil && f.RevokedBy != "":
+		row.Ended = "revoked by token " + f.RevokedBy
+	case f.RevokedAt != nil:
+		row.Ended = "revoked"
+	case f.EndedAt != nil || f.Expired(now):
+		row.Ended = "expired"
+	}
+	for i, c := range conns {
+		if i == connectionsPerForward {
+			break
+		}
+		cr := connRow{Source: c.Source, StartedAt: c.StartedAt, Open: c.EndedAt == nil,
+			BytesUp: c.BytesUp, BytesDown: c.BytesDown, Reason: c.Reason}
+		if c.EndedAt != nil {
+			cr.Duration = span(c.EndedAt.Sub(c.StartedAt))
+		}
+		row.Conns = append(row.Conns, cr)
+	}
+	return row
+}
+
+// formFields are the create form's fields, named as the API's request
+// object names them, so the API's messages fit.
+var formFields = []string{"dst_address", "dst_port", "allow_from", "expire_after_minutes"}
+
+// handleForwardCreate creates a forward from the form with the API's own
+// rules and messages; a failure shows the form again with the messages next
+// to the fields (422), a success redirects to the router page.
+func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in signedIn) {
+	id, ok := pathID(r, "router_id")
+	if !ok {
+		v.writeError(w, r, fleet.ErrNotFound)
+		return
+	}
+	// An unknown router is a 404 even when the form is also wrong.
+	rt, err := v.store.Router(r.Context(), in.principal.AccountID, id)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	form := createForm{Values: map[string]string{}}
+	raw := map[string]json.RawMessage{}
+	for _, name := range formFields {
+		val := strings.TrimSpace(r.PostForm.Get(name))
+		form.Values[name] = val
+		b, _ := json.Marshal(val)
+		raw[name] = b
+	}
+	if r.PostForm.Get("masquerade") != "" {
+		form.Values["masquerade"] = "on"
+		raw["masquerade"] = json.RawMessage("true")
+	}
+	nf, problems := api.ParseNewForward(raw, v.cfg.API)
+	if problems != nil {
+		form.Errors = problems
+		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, form)
+		return
+	}
+	f, err := v.store.CreateForward(r.Context(), in.principal, rt, nf, v.now())
+	if errors.Is(err, fleet.ErrPortsExhausted) {
+		form.General = "No free port is left at this router's entry point; try again when other forwards have ended."
+		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, form)
+		return
+	}
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/routers/"+id.String()+"?created="+url.QueryEscape(f.ID.String())+"#f-"+f.ID.String(), http.StatusSeeOther)
+}
+
+// handleForwardRevoke ends a forward early, like the API's DELETE; revoking
+// one that already ended is harmless.
+func (v *views) handleForwardRevoke(w http.ResponseWriter, r *http.Request, in signedIn) {
+	routerID, ok1 := pathID(r, "router_id")
+	id, ok2 := pathID(r, "id")
+	if !ok1 || !ok2 {
+		v.writeError(w, r, fleet.ErrNotFound)
+		return
+	}
+	if err := v.store.RevokeForward(r.Context(), in.principal, routerID, id, v.now()); err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/routers/"+routerID.String()+"?revoked="+id.String(), http.StatusSeeOther)
+}
+
+// pathID reads a UUID path parameter; anything else names nothing.
+func pathID(r *http.Request, name string) (uuid.UUID, bool) {
+	s := r.PathValue(name)
+	id, err := uuid.Parse(s)
+	return id, err == nil && len(s) == 36
+}
