@@ -328,3 +328,21 @@ func TestPortPoolExhaustedAndReuse(t *testing.T) {
 		t.Errorf("reused port: got %d, want %d", f.Port, old.Port)
 	}
 }
+
+func TestWrongMethod(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, api.Config{})
+	cases := []struct{ method, path, allow string }{
+		{"PUT", e.forwardsPath(e.router), "GET, POST"},
+		{"POST", e.forwardsPath(e.router) + "/" + uuid.NewString(), "GET, DELETE"},
+		{"POST", "/api/regions", "GET"},
+		{"DELETE", "/api/audit-log", "GET"},
+		{"GET", "/api/routers/" + e.router.String() + "/agent-token", "POST"},
+	}
+	for _, c := range cases {
+		res := e.do(c.method, c.path, e.token, nil)
+		if res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: got %d Allow %q, want 405 Allow %q", c.method, c.path, res.status, res.header.Get("Allow"), c.allow)
+		}
+	}
+}

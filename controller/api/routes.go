@@ -18,6 +18,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("DELETE "+forwards+"/{id}", s.auth(s.handleForwardRevoke()))
 	mux.Handle(forwards+"/{id}", methodNotAllowed("GET, DELETE"))
 	mux.Handle("GET "+forwards+"/{id}/connections", s.auth(s.handleConnectionList()))
+	mux.Handle(forwards+"/{id}/connections", methodNotAllowed("GET"))
 
 	mux.Handle("GET /api/routers", s.auth(s.handleRouterList()))
 	mux.Handle("POST /api/routers", s.auth(s.handleRouterCreate()))
@@ -27,11 +28,16 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("/api/routers/{router_id}", methodNotAllowed("GET, DELETE"))
 
 	mux.Handle("POST /api/routers/{router_id}/agent-token", s.auth(s.handleAgentTokenRotate()))
+	mux.Handle("/api/routers/{router_id}/agent-token", methodNotAllowed("POST"))
 	mux.Handle("GET /api/routers/{router_id}/install-script", s.auth(s.handleInstallScript()))
+	mux.Handle("/api/routers/{router_id}/install-script", methodNotAllowed("GET"))
 
 	mux.Handle("GET /api/regions", s.auth(s.handleRegionList()))
+	mux.Handle("/api/regions", methodNotAllowed("GET"))
 	mux.Handle("GET /api/audit-log", s.auth(s.handleAuditLog()))
+	mux.Handle("/api/audit-log", methodNotAllowed("GET"))
 	mux.Handle("GET /api/openapi.json", s.handleOpenAPI())
+	mux.Handle("/api/openapi.json", methodNotAllowed("GET"))
 
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())

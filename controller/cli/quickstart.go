@@ -102,6 +102,10 @@ List the live forwards:
 
   curl -s http://%[1]s/api/routers/%[4]s/transient-forwarding -H 'Authorization: Bearer %[2]s'
 
+Or sign in to the fleet views at http://%[1]s/ with the token, or use the command line:
+
+  TPF_URL=http://%[1]s TPF_TOKEN=%[2]s bin/tpfctl status
+
 `, set.listen, token, state.path("api-token"), routerID, quickRouter, quickRegion)
 	return serve(ctx, pool, set, false, set.logger(stderr), nil)
 }
