@@ -67,7 +67,8 @@ bench: build
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench Forwards -benchmem -count 5 ./controller/api/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToRule -benchtime 100x ./agent/daemon/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench AgentMemory -benchtime 1x ./agent/daemon/; \
-	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench MemoryPerAgent -benchtime 1x ./controller/hub/
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench MemoryPerAgent -benchtime 1x ./controller/hub/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToConnect -benchtime 100x ./controller/edge/
 
 ## dist: static, stripped tpf-agent binaries for every router architecture, with SHA256SUMS, into dist/
 # linux/arm is ARMv7 (GOARM=7); MIPS is soft-float (GOMIPS=softfloat), as MIPS routers have no FPU.

@@ -33,7 +33,7 @@ import (
 // in user space on 127.0.0.2 (its tunnel address), its agent, and an echo
 // service standing in for the LAN device 192.168.88.43:22.
 type loopback struct {
-	t        *testing.T
+	t        testing.TB
 	edgeBind string // 127.0.N.1: the edge's listeners
 	tunnel   string // 127.0.N.2: the router's tunnel address
 	st       *store.Store
@@ -54,7 +54,7 @@ var nextHost atomic.Int32
 
 const portMin, portMax = 20000, 31999
 
-func newLoopback(t *testing.T, edgeCfg edge.Config) *loopback {
+func newLoopback(t testing.TB, edgeCfg edge.Config) *loopback {
 	t.Helper()
 	ctx := context.Background()
 	n := 10 + nextHost.Add(1)
@@ -259,7 +259,7 @@ func (l *loopback) closedWithin(f fleet.Forward, d time.Duration) {
 	}
 }
 
-func echoServer(t *testing.T) netip.AddrPort {
+func echoServer(t testing.TB) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
