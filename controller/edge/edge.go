@@ -103,7 +103,9 @@ func New(cfg Config) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
-	set, err := listen.NewSet(cfg.Bind, e.serveConn, cfg.Logger)
+	// The listeners share the relay engine's event loops: one wakeup path
+	// for accepting and relaying, no goroutine per listener.
+	set, err := listen.New(listen.Config{Bind: cfg.Bind, Handler: e.serveConn, Logger: cfg.Logger, Poller: engine})
 	if err != nil {
 		engine.Close()
 		return nil, fmt.Errorf("edge: %w", err)

@@ -406,15 +406,15 @@ func TestFloodDegradesOnePort(t *testing.T) {
 			c.Write(buf)
 		}
 	}
-	var floodPort uint16
+	var floodPort atomic.Uint32
 	s := newSet(t, lo4, listen.Spawn(func(port uint16, c *net.TCPConn) {
-		if port == floodPort {
+		if uint32(port) == floodPort.Load() {
 			flooded.Add(1)
 		}
 		h(port, c)
 	}))
 	quietPort := openFree(t, s, only1)
-	floodPort = openFree(t, s, only1) // the handler reads it only after the first connection
+	floodPort.Store(uint32(openFree(t, s, only1)))
 
 	stop := make(chan struct{})
 	deadline := time.Now().Add(3 * time.Second)
@@ -428,7 +428,7 @@ func TestFloodDegradesOnePort(t *testing.T) {
 					return
 				default:
 				}
-				c, err := net.DialTimeout("tcp", netip.AddrPortFrom(lo4, floodPort).String(), time.Second)
+				c, err := net.DialTimeout("tcp", netip.AddrPortFrom(lo4, uint16(floodPort.Load())).String(), time.Second)
 				if err == nil {
 					c.Close() // without a byte: the handler reads EOF
 				}

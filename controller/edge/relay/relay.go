@@ -79,11 +79,10 @@ var ErrClosed = errors.New("relay engine closed")
 
 // Config configures an Engine. The zero value is ready to use.
 type Config struct {
-	// Loops is the number of event-loop goroutines. Connections are spread
-	// over them round-robin, except that Connect called from a Watch
+	// Loops is the number of event-loop goroutines. A new relay goes to
+	// the loop with the fewest, except that Connect called from a Watch
 	// callback (a listen.Set's handler) prefers the callback's own loop
-	// while it holds at most 64 relays more than the next. Zero:
-	// GOMAXPROCS.
+	// while that holds at most 2 relays more. Zero: GOMAXPROCS.
 	Loops int
 	// PipeSize is the capacity of each splice pipe (F_SETPIPE_SZ), the most
 	// one splice moves. Zero: 256 KiB. If the kernel refuses the size (for

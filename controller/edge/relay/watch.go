@@ -44,20 +44,32 @@ func (e *Engine) Watch(fd int, ready func() (more bool)) (cancel func(), err err
 
 // affinitySlack is how many more relays than the least busy loop a
 // watching loop may hold and still keep the connections its watch accepts.
-const affinitySlack = 64
+// Small, so that parallel bulk streams still spread over the loops (CPUs).
+const affinitySlack = 2
 
 // pick chooses the loop for a new relay: the loop whose watch callback is
-// running (the caller is most likely that callback) unless it is much
-// busier than the next loop in turn, else the next loop in turn.
+// running (the caller is most likely that callback) unless it holds more
+// than affinitySlack relays above the least busy loop; otherwise the least
+// busy loop, ties broken round-robin.
 func (e *Engine) pick() *loop {
-	next := e.loops[int(e.next.Add(1))%len(e.loops)]
-	if len(e.loops) == 1 {
-		return next
+	n := len(e.loops)
+	if n == 1 {
+		return e.loops[0]
 	}
-	for _, l := range e.loops {
-		if l.inWatch.Load() && l.active.Load() <= next.active.Load()+affinitySlack {
-			return l
+	first := int(e.next.Add(1))
+	least := e.loops[first%n]
+	var watching *loop
+	for i := range n {
+		l := e.loops[(first+i)%n]
+		if l.active.Load() < least.active.Load() {
+			least = l
+		}
+		if watching == nil && l.inWatch.Load() {
+			watching = l
 		}
 	}
-	return next
+	if watching != nil && watching.active.Load() <= least.active.Load()+affinitySlack {
+		return watching
+	}
+	return least
 }
