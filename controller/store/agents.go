@@ -141,19 +141,11 @@ func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.R
 		if err != nil || r.Error != "" {
 			return err // a failed pass confirms nothing
 		}
-		var applied []uuid.UUID
-		for _, res := range r.Results {
-			id, err := uuid.Parse(res.ID)
-			if err != nil {
-				continue
-			}
-			if res.State == syncproto.StateApplied {
-				applied = append(applied, id)
-				continue
-			}
-			if err := q.SetRouterError(ctx, db.SetRouterErrorParams{RouterError: res.State + ": " + res.Error, RouterID: router, ID: id}); err != nil {
-				return err
-			}
+		applied, err := splitResults(r.Results, func(id uuid.UUID, msg string) error {
+			return q.SetRouterError(ctx, db.SetRouterErrorParams{RouterError: msg, RouterID: router, ID: id})
+		})
+		if err != nil {
+			return err
 		}
 		rows, err := q.ActivateForwards(ctx, db.ActivateForwardsParams{Now: now, RouterID: router, Ids: applied})
 		if err != nil {
@@ -183,4 +175,25 @@ func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.R
 // active (and not one that was active already).
 func activated(previous, now string) bool {
 	return previous == string(fleet.StatusPending) && now == string(fleet.StatusActive)
+}
+
+// splitResults returns the ids of the forwards a report says were applied,
+// and hands every other result to setError with the message to keep on the
+// forward ("refused: …"). Results with ids that are not UUIDs are ignored.
+func splitResults(results []syncproto.Result, setError func(id uuid.UUID, msg string) error) ([]uuid.UUID, error) {
+	var applied []uuid.UUID
+	for _, res := range results {
+		id, err := uuid.Parse(res.ID)
+		if err != nil {
+			continue
+		}
+		if res.State == syncproto.StateApplied {
+			applied = append(applied, id)
+			continue
+		}
+		if err := setError(id, res.State+": "+res.Error); err != nil {
+			return nil, err
+		}
+	}
+	return applied, nil
 }

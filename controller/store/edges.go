@@ -125,19 +125,11 @@ func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.
 		if err != nil || r.Error != "" {
 			return err
 		}
-		var listening []uuid.UUID
-		for _, res := range r.Results {
-			id, err := uuid.Parse(res.ID)
-			if err != nil {
-				continue
-			}
-			if res.State == syncproto.StateApplied {
-				listening = append(listening, id)
-				continue
-			}
-			if err := q.SetEdgeError(ctx, db.SetEdgeErrorParams{EdgeError: res.State + ": " + res.Error, RegionID: region, ID: id}); err != nil {
-				return err
-			}
+		listening, err := splitResults(r.Results, func(id uuid.UUID, msg string) error {
+			return q.SetEdgeError(ctx, db.SetEdgeErrorParams{EdgeError: msg, RegionID: region, ID: id})
+		})
+		if err != nil {
+			return err
 		}
 		rows, err := q.ConfirmListeners(ctx, db.ConfirmListenersParams{Now: now, RegionID: region, Ids: listening})
 		for _, row := range rows {
@@ -193,6 +185,10 @@ func (s *Store) Connections(ctx context.Context, account, router, forward uuid.U
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}
+	return toConnections(rows), nil
+}
+
+func toConnections(rows []db.Connection) []fleet.Connection {
 	out := make([]fleet.Connection, len(rows))
 	for i, r := range rows {
 		out[i] = fleet.Connection{
@@ -200,5 +196,5 @@ func (s *Store) Connections(ctx context.Context, account, router, forward uuid.U
 			BytesUp: r.BytesUp, BytesDown: r.BytesDown, Reason: r.Reason,
 		}
 	}
-	return out, nil
+	return out
 }

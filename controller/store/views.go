@@ -79,14 +79,7 @@ func (s *Store) RecentConnections(ctx context.Context, account, router uuid.UUID
 	if err != nil {
 		return nil, fmt.Errorf("list recent connections: %w", err)
 	}
-	out := make([]fleet.Connection, len(rows))
-	for i, r := range rows {
-		out[i] = fleet.Connection{
-			ID: r.ID, ForwardID: r.ForwardID, Source: r.Source, StartedAt: r.StartedAt.UTC(), EndedAt: utcPtr(r.EndedAt),
-			BytesUp: r.BytesUp, BytesDown: r.BytesDown, Reason: r.Reason,
-		}
-	}
-	return out, nil
+	return toConnections(rows), nil
 }
 
 // Principal returns who the API token with id acts for, or
