@@ -75,6 +75,15 @@ func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// forwardPath reads the router and forward ids of a forward's path.
+func forwardPath(r *http.Request) (router, id uuid.UUID, err error) {
+	if router, err = pathID(r, "router_id"); err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	id, err = pathID(r, "id")
+	return router, id, err
+}
+
 // handleForwardList answers the router's live forwards as a bare array;
 // ?state=all or ?state=ended (with ?limit=) lists history instead, newest first.
 func (s *server) handleForwardList() authedHandler {
@@ -116,12 +125,7 @@ func (s *server) handleForwardList() authedHandler {
 
 func (s *server) handleForwardGet() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, err := pathID(r, "router_id")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		id, err := pathID(r, "id")
+		routerID, id, err := forwardPath(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -216,12 +220,7 @@ func (s *server) readNewForward(raw map[string]json.RawMessage) (fleet.NewForwar
 
 func (s *server) handleForwardRevoke() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, err := pathID(r, "router_id")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		id, err := pathID(r, "id")
+		routerID, id, err := forwardPath(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -265,12 +264,7 @@ type connectionJSON struct {
 // forward, newest first (?limit=).
 func (s *server) handleConnectionList() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, err := pathID(r, "router_id")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		id, err := pathID(r, "id")
+		routerID, id, err := forwardPath(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
