@@ -221,7 +221,10 @@ func TestDeleteRouterEndsItsForwards(t *testing.T) {
 	if err := f.pool.QueryRow(ctx, "select ended_at from forwards where id = $1", lapsed.ID).Scan(&endedAt); err != nil || !endedAt.Equal(lapsed.ExpiresAt) {
 		t.Errorf("lapsed forward ended at %v, want its expiry %v", endedAt, lapsed.ExpiresAt)
 	}
-	_ = running
+	var revokedAt *time.Time
+	if err := f.pool.QueryRow(ctx, "select revoked_at from forwards where id = $1", running.ID).Scan(&revokedAt); err != nil || revokedAt == nil || !revokedAt.Equal(now) {
+		t.Errorf("running forward: revoked at %v, %v; want %v", revokedAt, err, now)
+	}
 }
 
 func TestAuditLog(t *testing.T) {
