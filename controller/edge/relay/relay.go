@@ -279,21 +279,6 @@ func (e *Engine) Close() error {
 	return e.closeErr
 }
 
-var defaultEngine = sync.OnceValues(func() (*Engine, error) { return New(Config{}) })
-
-// Relay relays on a process-wide Engine with the default Config, started on
-// first use and never closed; see Engine.Relay.
-func Relay(ctx context.Context, client, target *net.TCPConn, lim Limits) Stats {
-	e, err := defaultEngine()
-	if err != nil {
-		client.Close()
-		target.Close()
-		now := time.Now()
-		return Stats{Start: now, End: now, Reason: ReasonError, Err: err}
-	}
-	return e.Relay(ctx, client, target, lim)
-}
-
 // Dial connects to addr ("host:port") over plain TCP (not MPTCP) with TCP
 // keep-alive, giving up after timeout (zero: no timeout beyond ctx's). It
 // blocks until connected or failed; the caller owns the connection.

@@ -364,7 +364,7 @@ func TestEngineClose(t *testing.T) {
 	}
 }
 
-func TestPackageRelayAndDial(t *testing.T) {
+func TestDialAndBlockingRelay(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -386,7 +386,8 @@ func TestPackageRelayAndDial(t *testing.T) {
 		t.Fatalf("Dial: %v", err)
 	}
 	done := make(chan relay.Stats, 1)
-	go func() { done <- relay.Relay(context.Background(), relayClient, relayTarget, relay.Limits{}) }()
+	e := newEngine(t, relay.Config{})
+	go func() { done <- e.Relay(context.Background(), relayClient, relayTarget, relay.Limits{}) }()
 	msg := []byte(strings.Repeat("echo through the relay ", 1000))
 	go func() {
 		c.Write(msg)
