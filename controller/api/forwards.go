@@ -164,7 +164,7 @@ func (s *server) handleForwardCreate() authedHandler {
 			return
 		}
 		now := s.now()
-		f, err := s.store.CreateForward(r.Context(), p, router, nf, now)
+		f, err := s.store.CreateForward(r.Context(), p, router.ID, nf, now)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -72,7 +72,7 @@ func runQuickstart(ctx context.Context, args []string, getenv Env, stdout, stder
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, set.databaseURL)
+	pool, err := openPool(ctx, set.databaseURL, set.pool)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, getenv Env, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, set.databaseURL)
+	pool, err := openPool(ctx, set.databaseURL, set.pool)
 	if err != nil {
 		return err
 	}
@@ -47,16 +47,10 @@ func runServe(ctx context.Context, args []string, getenv Env, stderr io.Writer) 
 }
 
 // openPool connects to PostgreSQL and checks that it answers.
-func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, url)
+func openPool(ctx context.Context, url string, cfg store.PoolConfig) (*pgxpool.Pool, error) {
+	pool, err := store.OpenPool(ctx, url, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	return pool, nil
 }
@@ -88,8 +82,10 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	clock.Start(ctx)
 	defer clock.Stop()
 	m := metrics.New(metrics.Config{
-		Forwards: func(ctx context.Context) ([]store.ForwardCount, error) { return st.CountForwards(ctx, time.Now()) },
-		Logger:   log,
+		Forwards:  func(ctx context.Context) ([]store.ForwardCount, error) { return st.CountForwards(ctx, time.Now()) },
+		ClockOff:  st.CountRoutersClockOff,
+		DBRetries: st.Retries,
+		Logger:    log,
 	})
 	set.api.Metrics = m
 	peers := hub.New(st, hub.Config{Logger: log, EdgeLimits: set.edgeLimits, Observer: m})

@@ -14,6 +14,7 @@ import (
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/edge"
 	"github.com/tpf-dev/tpf/controller/expiry"
+	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/forward"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -21,6 +22,9 @@ import (
 // settingDocs is what --help lists; every setting read below appears here.
 var settingDocs = []struct{ name, doc string }{
 	{"DATABASE_URL", "PostgreSQL URL (required), e.g. postgres://tpf@db/tpf"},
+	{"TPF_DB_POOL_SIZE", "database connections per replica, besides one for change notifications (default 16)"},
+	{"TPF_DB_LOCK_TIMEOUT", "how long a statement waits for a row lock before its transaction is retried (default 5s)"},
+	{"TPF_DB_STATEMENT_TIMEOUT", "how long one statement may run (default 30s)"},
 	{"TPF_LISTEN", "HTTP listen address (default 127.0.0.1:8080)"},
 	{"TPF_TLS_CERT", "PEM certificate (chain) file: serve HTTPS, so agents and clients connect with TLS (default: plain HTTP, e.g. behind a TLS-terminating proxy)"},
 	{"TPF_TLS_KEY", "PEM private key file for TPF_TLS_CERT"},
@@ -47,6 +51,7 @@ var settingDocs = []struct{ name, doc string }{
 // settings are the serve settings, read and checked in one place.
 type settings struct {
 	databaseURL string
+	pool        store.PoolConfig
 	listen      string
 	tlsCert     string
 	tlsKey      string
@@ -87,6 +92,9 @@ func readSettings(getenv Env) (settings, error) {
 		s.api.PublicURL = v
 	}
 	var err error
+	if s.pool, err = poolSettings(getenv); err != nil {
+		return s, err
+	}
 	if s.api.MinExpireMinutes, err = intSetting(getenv, "TPF_MIN_EXPIRE_MINUTES", api.DefaultMinExpireMinutes, 1, 525600); err != nil {
 		return s, err
 	}
@@ -202,4 +210,21 @@ func prefixesSetting(getenv Env, name string) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// poolSettings reads the database pool's size and timeouts.
+func poolSettings(getenv Env) (store.PoolConfig, error) {
+	var c store.PoolConfig
+	size, err := intSetting(getenv, "TPF_DB_POOL_SIZE", store.DefaultMaxConns, 1, 1000)
+	if err != nil {
+		return c, err
+	}
+	c.MaxConns = int32(size)
+	if c.LockTimeout, err = durationSetting(getenv, "TPF_DB_LOCK_TIMEOUT", store.DefaultLockTimeout); err != nil {
+		return c, err
+	}
+	if c.StatementTimeout, err = durationSetting(getenv, "TPF_DB_STATEMENT_TIMEOUT", store.DefaultStatementTimeout); err != nil {
+		return c, err
+	}
+	return c, nil
 }

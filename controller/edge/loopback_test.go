@@ -151,7 +151,7 @@ func (l *loopback) detachEdge() {
 
 func (l *loopback) create(created time.Time, minutes int) fleet.Forward {
 	l.t.Helper()
-	f, err := l.st.CreateForward(context.Background(), l.p, l.router, fleet.NewForward{
+	f, err := l.st.CreateForward(context.Background(), l.p, l.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("127.0.0.1/32"), Duration: time.Duration(minutes) * time.Minute,
 	}, created)

@@ -124,7 +124,7 @@ func TestNamespaces(t *testing.T) {
 
 	// A forward that expires a few seconds from now (created through the
 	// store to backdate it), while the controller is down.
-	short, err := st.CreateForward(ctx, p, router, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
+	short, err := st.CreateForward(ctx, p, router.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("10.10.1.2/32"), Duration: 10 * time.Minute}, time.Now().UTC().Truncate(time.Second).Add(-10*time.Minute+6*time.Second))
 	if err != nil {
 		t.Fatal(err)

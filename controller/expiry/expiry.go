@@ -139,7 +139,13 @@ func (c *Clock) wait(ctx context.Context) time.Duration {
 		return wait
 	}
 	if d := next.Sub(c.cfg.Now()); d < wait {
-		wait = max(d, 0)
+		wait = max(d, skippedWait)
 	}
 	return wait
 }
+
+// skippedWait is the shortest pause between ticks. A forward still due after
+// a tick belongs to a router another transaction holds (a request, or
+// another replica's clock, which skip each other); it is retried this soon,
+// rather than in a busy loop.
+const skippedWait = 25 * time.Millisecond

@@ -120,6 +120,20 @@ type AgentState struct {
 	// LastError is the agent's last failure to apply a set, empty after a
 	// clean pass.
 	LastError string
+	// ClockOffset is how far the router's clock is ahead of the
+	// controller's (negative: behind), as the agent last measured it; nil
+	// while unknown.
+	ClockOffset *time.Duration
+}
+
+// ClockWarnAfter is the clock offset past which a router's clock counts as
+// wrong (its rules would expire early or late were the agent to trust it).
+const ClockWarnAfter = 5 * time.Second
+
+// ClockOff reports whether the router's clock is known to be off by more
+// than ClockWarnAfter.
+func (a AgentState) ClockOff() bool {
+	return a.ClockOffset != nil && (*a.ClockOffset > ClockWarnAfter || *a.ClockOffset < -ClockWarnAfter)
 }
 
 // AgentStaleAfter is how long after its last sign of life a connected agent
@@ -243,7 +257,29 @@ const (
 	ActionRouterDelete  = "router.delete"
 	// ActionAgentTokenRotate: a router's agent token was replaced.
 	ActionAgentTokenRotate = "router.agent_token_rotate"
+	// ActionTokenCreate and ActionTokenRevoke: an API token of the account
+	// was issued or revoked (its subject is the token's id).
+	ActionTokenCreate = "api_token.create"
+	ActionTokenRevoke = "api_token.revoke"
 )
 
 // ActorExpiry is the audit actor for forwards the expiry clock ended.
 const ActorExpiry = "system (expiry)"
+
+// ActorAdmin is the audit actor for tpf-controller's admin commands.
+const ActorAdmin = "system (admin command)"
+
+// MaxTokenName is the longest API token name, in bytes.
+const MaxTokenName = 64
+
+// APIToken is an API token of an account, without its secret (which is
+// shown once, when it is issued, and stored only as a hash).
+type APIToken struct {
+	ID        uuid.UUID
+	AccountID uuid.UUID
+	Name      string
+	CreatedAt time.Time
+	// RevokedAt is set once the token was revoked; it then authenticates
+	// nothing, and its web sessions are over.
+	RevokedAt *time.Time
+}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/link"
@@ -145,6 +144,11 @@ type peerConn struct {
 	// pending request, so bursts of changes coalesce.
 	kick   chan struct{}
 	cancel context.CancelFunc
+	// inbox holds what the peer sent until the handler has recorded it,
+	// so that the reader never waits on the database.
+	inbox *inbox
+	// noise limits the warnings about messages the peer gets wrong.
+	noise *logLimiter
 }
 
 func (c *peerConn) poke() {
@@ -261,34 +265,17 @@ func (h *Hub) listen(ctx context.Context) {
 }
 
 func (h *Hub) listenOnce(ctx context.Context) error {
-	conn, err := h.store.Pool().Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "listen "+pgx.Identifier{store.ChangesChannel}.Sanitize()); err != nil {
-		return err
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "unlisten *")
-	h.kickAll()
-	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		var c store.Change
-		if err := json.Unmarshal([]byte(n.Payload), &c); err != nil {
-			h.cfg.Logger.Warn("bad change notification", "payload", n.Payload, "err", err)
-			continue
-		}
+	return h.store.Listen(ctx, h.kickAll, func(c store.Change) {
 		// A replaced token (Disconnect) needs no special case: before
 		// sending a set, the writer checks the peer's token and drops a
 		// peer whose token no longer stands.
 		if c.RouterID != uuid.Nil {
 			h.kick(routerKey(c.RouterID))
 		}
-		h.kick(edgeKey(c.Region))
-	}
+		if c.Region != "" {
+			h.kick(edgeKey(c.Region))
+		}
+	})
 }
 
 // ServeHTTP is the agents' endpoint (syncproto.AgentPath). It authenticates
@@ -383,7 +370,7 @@ func accept(w http.ResponseWriter, r *http.Request) *websocket.Conn {
 func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel}
+	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel, inbox: newInbox(), noise: newLogLimiter(h.now)}
 	key := p.key()
 	h.mu.Lock()
 	old := h.conns[key]
@@ -398,7 +385,7 @@ func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
 	log := h.cfg.Logger.With("peer", key)
 	log.Info("peer connected")
 	if err := p.connected(ctx, h.now()); err != nil {
-		log.Error("record connection", "err", err)
+		logFailure(ctx, log, "record connection", err)
 	}
 
 	var wg sync.WaitGroup
@@ -406,6 +393,7 @@ func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
 		defer cancel()
 		h.write(ctx, c, log)
 	})
+	wg.Go(func() { h.handle(ctx, c, log) })
 	err := h.read(ctx, c, log)
 	cancel()
 	wg.Wait()
@@ -457,7 +445,7 @@ func (h *Hub) write(ctx context.Context, c *peerConn, log *slog.Logger) {
 				return
 			}
 			if err := c.peer.seen(ctx, h.now()); err != nil {
-				log.Error("record heartbeat", "err", err)
+				logFailure(ctx, log, "record heartbeat", err)
 			}
 		}
 	}
@@ -473,7 +461,9 @@ func (h *Hub) send(ctx context.Context, c *peerConn, body any) error {
 	return c.conn.Write(wctx, b)
 }
 
-// read handles the peer's messages until the link fails.
+// read takes the peer's messages until the link fails, handing them to the
+// handler through the peer's inbox: it never waits on the database, so a
+// slow database cannot make it miss the peer's heartbeat answers.
 func (h *Hub) read(ctx context.Context, c *peerConn, log *slog.Logger) error {
 	for {
 		data, err := c.conn.Read(ctx)
@@ -482,20 +472,51 @@ func (h *Hub) read(ctx context.Context, c *peerConn, log *slog.Logger) error {
 		}
 		msg, err := syncproto.Decode(data)
 		if err != nil {
-			log.Warn("unreadable message", "err", err)
+			if c.noise.allow() {
+				log.Warn("unreadable message", "err", err, "suppressed", c.noise.takeSuppressed())
+			}
 			if err := h.send(ctx, c, &syncproto.Error{Message: err.Error()}); err != nil {
 				return err
 			}
 			continue
 		}
 		if msg.Type == syncproto.TypeError {
-			log.Warn("the peer could not handle a message", "message", msg.Error.Message)
+			if c.noise.allow() {
+				log.Warn("the peer could not handle a message", "message", msg.Error.Message, "suppressed", c.noise.takeSuppressed())
+			}
 			continue
 		}
-		if err := c.peer.handle(ctx, msg, h.now().UTC().Truncate(time.Second), log); err != nil {
-			log.Error("record message", "type", msg.Type, "err", err)
+		if msg.Type == syncproto.TypeReport {
+			h.observeErrors(c.peer.kind(), msg.Report)
+		}
+		c.inbox.put(msg)
+	}
+}
+
+// handle records what the peer sent, one batch at a time, until ctx ends.
+func (h *Hub) handle(ctx context.Context, c *peerConn, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.inbox.ready:
+		}
+		for _, msg := range c.inbox.take() {
+			if err := c.peer.handle(ctx, msg, h.now().UTC().Truncate(time.Second), log); err != nil {
+				logFailure(ctx, log, "record message", err, "type", msg.Type)
+			}
 		}
 	}
+}
+
+// logFailure logs a failed write as an error, unless the peer's link ended
+// meanwhile (a replaced or dropped link cancels its work).
+func logFailure(ctx context.Context, log *slog.Logger, msg string, err error, attrs ...any) {
+	level := slog.LevelError
+	if ctx.Err() != nil {
+		level = slog.LevelDebug
+	}
+	log.Log(ctx, level, msg, append(attrs, "err", err)...)
 }
 
 func (h *Hub) now() time.Time { return h.cfg.Now() }

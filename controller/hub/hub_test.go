@@ -105,7 +105,7 @@ func (a *agent) desiredWith(n int) *syncproto.Desired {
 
 func createForward(t *testing.T, f fixture) fleet.Forward {
 	t.Helper()
-	fw, err := f.st.CreateForward(context.Background(), f.p, f.router, fleet.NewForward{
+	fw, err := f.st.CreateForward(context.Background(), f.p, f.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Hour, Masquerade: true,
 	}, t0)

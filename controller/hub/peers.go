@@ -59,7 +59,7 @@ func (p *agentPeer) handle(ctx context.Context, msg syncproto.Envelope, now time
 		if len(out.Activated) > 0 || len(out.Removed) > 0 {
 			log.Info("agent applied set", "revision", msg.Report.Revision, "activated", len(out.Activated), "removed", len(out.Removed))
 		}
-		p.h.observeReport(p.kind(), msg.Report, out.Activated)
+		p.h.observeActivations(out.Activated)
 		return err
 	}
 	return nil
@@ -112,7 +112,7 @@ func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.
 		if len(activated) > 0 {
 			log.Info("edge applied listeners", "revision", msg.Report.Revision, "activated", len(activated))
 		}
-		p.h.observeReport(p.kind(), msg.Report, activated)
+		p.h.observeActivations(activated)
 		return err
 	case syncproto.TypeConnections:
 		for _, c := range msg.Connections.Records {
@@ -125,9 +125,10 @@ func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.
 	return nil
 }
 
-// observeReport tells the Observer about a report's errors and the forwards
-// it made active.
-func (h *Hub) observeReport(peer string, r *syncproto.Report, activated []store.Activation) {
+// observeErrors tells the Observer about a report's errors. The reader calls
+// it for every report received, before reports waiting for the database are
+// merged, so that every report counts.
+func (h *Hub) observeErrors(peer string, r *syncproto.Report) {
 	if r.Error != "" {
 		h.cfg.Observer.ReconcileError(peer, "pass")
 	}
@@ -136,6 +137,11 @@ func (h *Hub) observeReport(peer string, r *syncproto.Report, activated []store.
 			h.cfg.Observer.ReconcileError(peer, res.State)
 		}
 	}
+}
+
+// observeActivations tells the Observer about the forwards a report made
+// active.
+func (h *Hub) observeActivations(activated []store.Activation) {
 	now := h.now()
 	for _, a := range activated {
 		h.cfg.Observer.ForwardActivated(now.Sub(a.CreatedAt))

@@ -38,7 +38,14 @@ type Config struct {
 	// (store.Store.CountForwards at the current time); nil leaves
 	// tpf_forwards out.
 	Forwards func(ctx context.Context) ([]store.ForwardCount, error)
-	// ScrapeTimeout bounds one call of Forwards; zero means
+	// ClockOff counts the routers whose clock is off the controller's by
+	// more than fleet.ClockWarnAfter (store.Store.CountRoutersClockOff);
+	// nil leaves tpf_routers_clock_off out.
+	ClockOff func(ctx context.Context) (int64, error)
+	// DBRetries reads how many database transactions were retried
+	// (store.Store.Retries); nil leaves tpf_db_retries_total out.
+	DBRetries func() int64
+	// ScrapeTimeout bounds one call of Forwards or ClockOff; zero means
 	// DefaultScrapeTimeout.
 	ScrapeTimeout time.Duration
 	// Logger receives scrape errors; nil discards.
@@ -119,6 +126,15 @@ func New(cfg Config) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Forwards != nil {
 		m.reg.MustRegister(&forwardsCollector{count: cfg.Forwards, timeout: cfg.ScrapeTimeout})
+	}
+	if cfg.ClockOff != nil {
+		m.reg.MustRegister(&countCollector{count: cfg.ClockOff, timeout: cfg.ScrapeTimeout, desc: clockOffDesc})
+	}
+	if cfg.DBRetries != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tpf_db_retries_total",
+			Help: "Database transactions this replica ran again after a deadlock, a serialization failure or a lock timeout.",
+		}, func() float64 { return float64(cfg.DBRetries()) }))
 	}
 	for _, peer := range []string{PeerAgent, PeerEdge} {
 		for _, kind := range []string{KindPass, KindRefused, KindFailed} {
@@ -265,4 +281,28 @@ func (c *forwardsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(forwardsDesc, prometheus.GaugeValue, float64(n[key{r, s}]), r, string(s))
 		}
 	}
+}
+
+var clockOffDesc = prometheus.NewDesc("tpf_routers_clock_off",
+	"Routers whose clock their agent last measured more than 5 seconds off the controller's, read from the database at scrape time; the same on every replica. Their agents decide expiry on the controller's time, but the router's own logs and TLS checks run on the wrong one: configure NTP.",
+	nil, nil)
+
+// countCollector reads one gauge from the database at scrape time.
+type countCollector struct {
+	count   func(ctx context.Context) (int64, error)
+	timeout time.Duration
+	desc    *prometheus.Desc
+}
+
+func (c *countCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	n, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n))
 }

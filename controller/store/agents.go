@@ -129,71 +129,56 @@ type Activation struct {
 
 // ApplyReport records what router's agent applied: forwards it confirmed
 // become active, ended forwards it no longer holds become removed (freeing
-// their ports), and refusals and failures are kept on the forward.
+// their ports), and refusals and failures are kept on the forward. Only
+// forwards whose state changes are written, in one statement.
 func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.Report, now time.Time) (ReportOutcome, error) {
-	var out ReportOutcome
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		err := q.AgentReport(ctx, db.AgentReportParams{
+	err := s.retry(ctx, func() error {
+		return s.q.AgentReport(ctx, db.AgentReportParams{
 			Now: now, AgentVersion: r.AgentVersion, RouterosVersion: r.Router.RouterOSVersion,
 			Board: r.Router.Board, Identity: r.Router.Identity, AppliedRevision: r.Revision,
-			AgentError: r.Error, ID: router,
+			AgentError: r.Error, ClockOffsetMs: r.ClockOffsetMillis, ID: router,
 		})
-		if err != nil || r.Error != "" {
-			return err // a failed pass confirms nothing
+	})
+	if err != nil || r.Error != "" {
+		return ReportOutcome{}, wrapReport(router, err) // a failed pass confirms nothing
+	}
+	rr := readResults(r.Results)
+	present := make(map[uuid.UUID]bool, len(r.Present))
+	for _, p := range r.Present {
+		if id, err := uuid.Parse(p); err == nil {
+			present[id] = true
 		}
-		applied, err := splitResults(r.Results, func(id uuid.UUID, msg string) error {
-			return q.SetRouterError(ctx, db.SetRouterErrorParams{RouterError: msg, RouterID: router, ID: id})
-		})
+	}
+	var out reportOutcome
+	err = s.inTx(ctx, func(q *db.Queries) error {
+		rows, err := q.LockRouterForwards(ctx, db.LockRouterForwardsParams{RouterID: router, Ids: rr.ids()})
 		if err != nil {
 			return err
 		}
-		rows, err := q.ActivateForwards(ctx, db.ActivateForwardsParams{Now: now, RouterID: router, Ids: applied})
-		if err != nil {
-			return err
+		states := make([]forwardState, len(rows))
+		for i, r := range rows {
+			states[i] = stateOf(r.ID, r.Status, r.RouterError, r.EdgeError, r.RuleConfirmed, r.ListenerConfirmed, r.EdgeManaged, r.CreatedAt)
 		}
-		for _, r := range rows {
-			if activated(r.PreviousStatus, r.Status) {
-				out.Activated = append(out.Activated, Activation{ID: r.ID, CreatedAt: r.CreatedAt.UTC()})
-			}
-		}
-		present := make([]uuid.UUID, 0, len(r.Present))
-		for _, p := range r.Present {
-			if id, err := uuid.Parse(p); err == nil {
-				present = append(present, id)
-			}
-		}
-		out.Removed, err = q.ConfirmRemovals(ctx, db.ConfirmRemovalsParams{Now: now, RouterID: router, Present: present})
-		return err
+		out = agentReported(states, rr, present)
+		return writeStates(ctx, q, out.changed, now)
 	})
 	if err != nil {
-		return ReportOutcome{}, fmt.Errorf("report of %s: %w", router, err)
+		return ReportOutcome{}, wrapReport(router, err)
 	}
-	return out, nil
+	return ReportOutcome{Activated: out.activated, Removed: out.removed}, nil
 }
 
-// activated reports whether a confirmation moved a forward from pending to
-// active (and not one that was active already).
-func activated(previous, now string) bool {
-	return previous == string(fleet.StatusPending) && now == string(fleet.StatusActive)
+func wrapReport(router uuid.UUID, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("report of %s: %w", router, err)
 }
 
-// splitResults returns the ids of the forwards a report says were applied,
-// and hands every other result to setError with the message to keep on the
-// forward ("refused: …"). Results with ids that are not UUIDs are ignored.
-func splitResults(results []syncproto.Result, setError func(id uuid.UUID, msg string) error) ([]uuid.UUID, error) {
-	var applied []uuid.UUID
-	for _, res := range results {
-		id, err := uuid.Parse(res.ID)
-		if err != nil {
-			continue
-		}
-		if res.State == syncproto.StateApplied {
-			applied = append(applied, id)
-			continue
-		}
-		if err := setError(id, res.State+": "+res.Error); err != nil {
-			return nil, err
-		}
+// stateOf gathers a locked forward's columns that reports change.
+func stateOf(id uuid.UUID, status, routerError, edgeError string, rule, listener, edgeManaged bool, created time.Time) forwardState {
+	return forwardState{
+		ID: id, Status: fleet.Status(status), RouterError: routerError, EdgeError: edgeError,
+		RuleConfirmed: rule, ListenerConfirmed: listener, EdgeManaged: edgeManaged, CreatedAt: created,
 	}
-	return applied, nil
 }

@@ -26,7 +26,7 @@ func (s *Store) IssueEdgeToken(ctx context.Context, region string) (string, erro
 		if _, err := q.SetEdgeToken(ctx, db.SetEdgeTokenParams{EdgeTokenHash: hash, ID: region}); err != nil {
 			return fmt.Errorf("region %q: %w", region, notFound(err))
 		}
-		return notify(ctx, q, Change{Region: region, Disconnect: true})
+		return publish(ctx, q, Change{Region: region, Disconnect: true})
 	})
 	if err != nil {
 		return "", fmt.Errorf("issue edge token: %w", err)
@@ -119,57 +119,70 @@ func (s *Store) EdgeSeen(ctx context.Context, region string, now time.Time) erro
 // router confirmed them too); failures are kept on the forward. It returns
 // the forwards this report made active.
 func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.Report, now time.Time) ([]Activation, error) {
-	var out []Activation
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		err := q.EdgeReport(ctx, db.EdgeReportParams{Now: now, EdgeVersion: r.AgentVersion, AppliedRevision: r.Revision, EdgeError: r.Error, ID: region})
-		if err != nil || r.Error != "" {
-			return err
-		}
-		listening, err := splitResults(r.Results, func(id uuid.UUID, msg string) error {
-			return q.SetEdgeError(ctx, db.SetEdgeErrorParams{EdgeError: msg, RegionID: region, ID: id})
-		})
+	err := s.retry(ctx, func() error {
+		return s.q.EdgeReport(ctx, db.EdgeReportParams{Now: now, EdgeVersion: r.AgentVersion, AppliedRevision: r.Revision, EdgeError: r.Error, ID: region})
+	})
+	if err != nil || r.Error != "" {
+		return nil, wrapEdgeReport(region, err)
+	}
+	rr := readResults(r.Results)
+	var out reportOutcome
+	err = s.inTx(ctx, func(q *db.Queries) error {
+		rows, err := q.LockRegionForwards(ctx, db.LockRegionForwardsParams{RegionID: region, Ids: rr.ids()})
 		if err != nil {
 			return err
 		}
-		rows, err := q.ConfirmListeners(ctx, db.ConfirmListenersParams{Now: now, RegionID: region, Ids: listening})
-		for _, row := range rows {
-			if activated(row.PreviousStatus, row.Status) {
-				out = append(out, Activation{ID: row.ID, CreatedAt: row.CreatedAt.UTC()})
-			}
+		states := make([]forwardState, len(rows))
+		for i, r := range rows {
+			states[i] = stateOf(r.ID, r.Status, r.RouterError, r.EdgeError, r.RuleConfirmed, r.ListenerConfirmed, r.EdgeManaged, r.CreatedAt)
 		}
-		return err
+		out = edgeReported(states, rr)
+		return writeStates(ctx, q, out.changed, now)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("edge report of %q: %w", region, err)
+		return nil, wrapEdgeReport(region, err)
 	}
-	return out, nil
+	return out.activated, nil
 }
 
-// RecordConnections stores connection records from region's edge; records
-// for forwards of other regions are ignored.
-func (s *Store) RecordConnections(ctx context.Context, region string, recs []syncproto.Connection) error {
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		for _, c := range recs {
-			id, err1 := uuid.Parse(c.ID)
-			fid, err2 := uuid.Parse(c.ForwardID)
-			if err1 != nil || err2 != nil {
-				continue
-			}
-			var end *time.Time
-			if !c.End.IsZero() {
-				e := c.End.UTC()
-				end = &e
-			}
-			if err := q.UpsertConnection(ctx, db.UpsertConnectionParams{
-				ID: id, Source: c.Source.String(), StartedAt: c.Start.UTC(), EndedAt: end,
-				BytesUp: c.BytesUp, BytesDown: c.BytesDown, Reason: c.Reason, ForwardID: fid, RegionID: region,
-			}); err != nil {
-				return err
-			}
-		}
+func wrapEdgeReport(region string, err error) error {
+	if err == nil {
 		return nil
-	})
-	if err != nil {
+	}
+	return fmt.Errorf("edge report of %q: %w", region, err)
+}
+
+// RecordConnections stores connection records from region's edge in one
+// statement; records for forwards of other regions are ignored, and so are
+// records that would move a connection to another forward.
+func (s *Store) RecordConnections(ctx context.Context, region string, recs []syncproto.Connection) error {
+	byID := make(map[uuid.UUID]syncproto.Connection, len(recs))
+	for _, c := range recs {
+		id, err := uuid.Parse(c.ID)
+		if err != nil {
+			continue
+		}
+		if _, err := uuid.Parse(c.ForwardID); err != nil {
+			continue
+		}
+		byID[id] = c // the newest record of a connection wins
+	}
+	if len(byID) == 0 {
+		return nil
+	}
+	p := db.UpsertConnectionsParams{RegionID: region}
+	for id, c := range byID {
+		p.Ids = append(p.Ids, id)
+		p.ForwardIds = append(p.ForwardIds, uuid.MustParse(c.ForwardID))
+		p.Sources = append(p.Sources, c.Source.String())
+		p.StartedAts = append(p.StartedAts, c.Start.UTC())
+		p.Ended = append(p.Ended, !c.End.IsZero())
+		p.EndedAts = append(p.EndedAts, c.End.UTC())
+		p.BytesUp = append(p.BytesUp, c.BytesUp)
+		p.BytesDown = append(p.BytesDown, c.BytesDown)
+		p.Reasons = append(p.Reasons, c.Reason)
+	}
+	if err := s.retry(ctx, func() error { return s.q.UpsertConnections(ctx, p) }); err != nil {
 		return fmt.Errorf("record connections of %q: %w", region, err)
 	}
 	return nil

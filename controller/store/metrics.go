@@ -33,3 +33,13 @@ func (s *Store) CountForwards(ctx context.Context, now time.Time) ([]ForwardCoun
 	}
 	return out, nil
 }
+
+// CountRoutersClockOff counts the routers whose clock their agent last
+// measured more than fleet.ClockWarnAfter off the controller's.
+func (s *Store) CountRoutersClockOff(ctx context.Context) (int64, error) {
+	n, err := s.q.CountRoutersClockOff(ctx, fleet.ClockWarnAfter.Milliseconds())
+	if err != nil {
+		return 0, fmt.Errorf("count routers with a wrong clock: %w", err)
+	}
+	return n, nil
+}

@@ -2,12 +2,10 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
@@ -112,25 +110,29 @@ func TestChangesArePublished(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f := newFixture(t)
-	conn, err := f.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "listen "+pgx.Identifier{store.ChangesChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	want := store.Change{RouterID: f.router.ID, Region: "eu1", Revision: 1}
+	listening := make(chan struct{})
+	changes := make(chan store.Change, 10)
+	go f.st.Listen(ctx, func() { close(listening) }, func(c store.Change) { changes <- c })
+	<-listening
+	want := store.Change{RouterID: f.router.ID, Region: "eu1"}
+	revision := int64(0)
 	expect := func(what string) {
 		t.Helper()
-		defer func() { want.Revision++ }() // each change bumps the router's revision
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			t.Fatalf("%s: no notification: %v", what, err)
+		select {
+		case got := <-changes:
+			if got != want {
+				t.Errorf("%s: got %+v, want %+v", what, got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: no notification", what)
 		}
-		var got store.Change
-		if err := json.Unmarshal([]byte(n.Payload), &got); err != nil || got != want {
-			t.Errorf("%s: got %s, want %+v", what, n.Payload, want)
+		// Each change bumps the router's revision.
+		r, err := f.st.Router(ctx, f.p.AccountID, f.router.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if revision++; r.Revision != revision {
+			t.Errorf("%s: revision %d, want %d", what, r.Revision, revision)
 		}
 	}
 	fw := f.newForward(t, time.Hour, t0)

@@ -67,7 +67,7 @@ func BenchmarkFleetPage(b *testing.B) {
 			Router: syncproto.Router{RouterOSVersion: "7.18.2", Board: "RB5009UG+S+", Identity: rt.Name}}, now)
 	})
 	parallel(b, forwards, func(i int) error {
-		_, err := st.CreateForward(ctx, p, rts[i%routers], fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"),
+		_, err := st.CreateForward(ctx, p, rts[i%routers].ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"),
 			DstPort: 22, AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: 2 * time.Hour}, now)
 		return err
 	})

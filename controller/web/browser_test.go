@@ -331,7 +331,7 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 	}
 	for i, h := range history {
 		at := now.Add(-h.created)
-		fw, err := st.CreateForward(ctx, p, f.Router, fleet.NewForward{
+		fw, err := st.CreateForward(ctx, p, f.Router.ID, fleet.NewForward{
 			DstAddress: netip.MustParseAddr(h.dst), DstPort: h.port, AllowFrom: netip.MustParsePrefix(h.from), Duration: h.lasts,
 		}, at)
 		if err != nil {
@@ -392,7 +392,7 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 			}
 		case "behind":
 			connectAgent(t, st, rt, now)
-			if _, err := st.CreateForward(ctx, p, rt, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.1.5"), DstPort: 3389,
+			if _, err := st.CreateForward(ctx, p, rt.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.1.5"), DstPort: 3389,
 				AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: 2 * time.Hour}, now); err != nil {
 				t.Fatal(err)
 			}

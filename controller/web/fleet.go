@@ -51,6 +51,11 @@ type fleetRow struct {
 	SeenText, SeenTitle string
 	Versions            string
 	SyncText, SyncClass string
+	// Clock is how far the router's clock is off the controller's, as its
+	// agent measured it ("" while unknown); ClockOff says it is off by more
+	// than fleet.ClockWarnAfter.
+	Clock    string
+	ClockOff bool
 }
 
 // HasErrors: the agent's last pass failed, or a live forward carries an error.
@@ -234,6 +239,9 @@ func toFleetRow(rt fleet.Router, c store.LiveForwardCounts, now time.Time) fleet
 	row.Search = strings.ToLower(strings.Join([]string{row.Name, row.ID, row.Region, row.TunnelAddress,
 		row.Identity, row.Board, row.AgentVersion, row.RouterOSVersion, row.Agent, row.LastError}, " "))
 	row.nameKey = strings.ToLower(row.Name)
+	if a.ClockOffset != nil {
+		row.Clock, row.ClockOff = clockText(*a.ClockOffset), a.ClockOff()
+	}
 
 	row.Sub = row.TunnelAddress
 	if row.Identity != "" && row.Identity != row.Name {
@@ -354,4 +362,17 @@ func stateBar(t fleetTotals) []barSegment {
 		out = append(out, p)
 	}
 	return out
+}
+
+// clockText says how far a router's clock is off the controller's.
+func clockText(off time.Duration) string {
+	off = off.Round(time.Second)
+	switch {
+	case off == 0:
+		return "in step with the controller"
+	case off > 0:
+		return off.String() + " ahead of the controller"
+	default:
+		return (-off).String() + " behind the controller"
+	}
 }

@@ -257,7 +257,7 @@ func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in s
 		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, form)
 		return
 	}
-	f, err := v.store.CreateForward(r.Context(), in.principal, rt, nf, v.now())
+	f, err := v.store.CreateForward(r.Context(), in.principal, rt.ID, nf, v.now())
 	if errors.Is(err, fleet.ErrPortsExhausted) {
 		form.General = "No free port is left at this router's entry point; try again when other forwards have ended."
 		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, form)

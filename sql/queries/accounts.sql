@@ -30,5 +30,21 @@ where account_id = @account_id and id < @before_id
 order by id desc
 limit @max_rows;
 
--- name: Notify :exec
-select pg_notify(@channel::text, @payload::text);
+-- name: InsertAuditEvents :exec
+-- Several events of one action by one actor, in one round trip.
+insert into audit_events (at, account_id, actor, action, subject_id, detail)
+select @at, u.account_id, @actor, @action, u.subject_id, u.detail::jsonb
+from (select unnest(@account_ids::uuid[]) as account_id, unnest(@subject_ids::uuid[]) as subject_id,
+             unnest(@details::text[]) as detail) as u;
+
+-- name: Publish :exec
+-- Bumps the revisions of routers' desired sets and regions' listener sets
+-- (rows the transaction has already locked) and announces each change on
+-- commit.
+with bumped_routers as (
+    update routers set revision = revision + 1 where id = any(@router_ids::uuid[])
+), bumped_regions as (
+    update regions set revision = revision + 1 where id = any(@region_ids::text[])
+)
+select pg_notify(@channel::text, p.payload)
+from unnest(@payloads::text[]) as p(payload);

@@ -9,15 +9,13 @@ update regions set edge_managed = true where id = @id;
 -- name: RegionByEdgeToken :one
 select * from regions where edge_token_hash = @edge_token_hash;
 
--- name: BumpRegionRevision :one
-update regions set revision = revision + 1 where id = @id returning revision;
-
 -- name: ListRegionListeners :many
 -- The live forwards of a region, with the tunnel address of their router.
 select f.id, f.port, f.allow_cidr, f.expires_at, ro.tunnel_address
 from forwards f
 join routers ro on ro.id = f.router_id
 where f.region_id = @region_id and f.ended_at is null and f.expires_at > @now
+  and ro.deleted_at is null
 order by f.port;
 
 -- name: EdgeConnected :exec
@@ -32,43 +30,30 @@ update regions set edge_disconnected_at = @now::timestamptz where id = @id;
 update regions set edge_seen_at = @now::timestamptz where id = @id;
 
 -- name: EdgeReport :exec
+-- As for agents, a report counts up to the region's current revision.
 update regions
 set edge_seen_at = @now::timestamptz, edge_version = @edge_version,
-    edge_applied_revision = greatest(edge_applied_revision, @applied_revision), edge_error = @edge_error
+    edge_applied_revision = least(greatest(edge_applied_revision, @applied_revision), revision),
+    edge_error = @edge_error
 where id = @id;
 
--- name: ConfirmListeners :many
--- The edge listens for these forwards. As in ActivateForwards, the rows are
--- locked first, so previous_status is the status this update replaced.
-with prev as (
-    select p.id, p.status
-    from forwards p
-    where p.region_id = @region_id and p.id = any(@ids::uuid[])
-    order by p.id
-    for update
-)
-update forwards f
-set listener_confirmed_at = coalesce(f.listener_confirmed_at, @now::timestamptz),
-    edge_error = '',
-    status = case when f.status = 'pending' and f.rule_confirmed_at is not null then 'active' else f.status end
-from prev
-where prev.id = f.id
-returning f.id, f.status, prev.status as previous_status, f.created_at;
-
--- name: SetEdgeError :exec
-update forwards set edge_error = @edge_error
-where region_id = @region_id and id = @id;
-
--- name: UpsertConnection :exec
--- A connection record from an edge: the first sighting inserts it, the end
--- record completes it. Records of another region's forwards are ignored.
+-- name: UpsertConnections :exec
+-- Connection records from an edge: the first sighting inserts one, the end
+-- record completes it. Records of another region's forwards are ignored, and
+-- a record never moves a connection to another forward.
 insert into connections (id, forward_id, source, started_at, ended_at, bytes_up, bytes_down, reason)
-select @id, f.id, @source, @started_at, sqlc.narg(ended_at)::timestamptz, @bytes_up, @bytes_down, @reason
-from forwards f
-where f.id = @forward_id and f.region_id = @region_id
+select u.id, f.id, u.source, u.started_at, case when u.ended then u.ended_at end, u.bytes_up, u.bytes_down, u.reason
+from (select unnest(@ids::uuid[]) as id, unnest(@forward_ids::uuid[]) as forward_id,
+             unnest(@sources::text[]) as source, unnest(@started_ats::timestamptz[]) as started_at,
+             unnest(@ended::boolean[]) as ended, unnest(@ended_ats::timestamptz[]) as ended_at,
+             unnest(@bytes_up::bigint[]) as bytes_up, unnest(@bytes_down::bigint[]) as bytes_down,
+             unnest(@reasons::text[]) as reason) as u
+join forwards f on f.id = u.forward_id and f.region_id = @region_id
+order by u.id
 on conflict (id) do update
 set ended_at = excluded.ended_at, bytes_up = excluded.bytes_up,
-    bytes_down = excluded.bytes_down, reason = excluded.reason;
+    bytes_down = excluded.bytes_down, reason = excluded.reason
+where connections.forward_id = excluded.forward_id;
 
 -- name: CloseRegionConnections :execrows
 -- An edge (re)connected: connections it does not report again are gone.

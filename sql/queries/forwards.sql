@@ -65,26 +65,44 @@ set status = 'removing', revoked_at = @now::timestamptz, revoked_by = @revoked_b
 where id = @id and router_id = @router_id and ended_at is null and expires_at > @now
 returning id, router_id, region_id;
 
+-- name: ForwardExists :one
+select exists (select 1 from forwards where id = @id and router_id = @router_id);
+
 -- name: EndRouterForwards :many
 -- Ends every live forward of a router being deleted: revoked when still
--- running, expired when its time had already passed.
-update forwards
+-- running, expired when its time had already passed. Rows are locked in id
+-- order (see the store's lock order).
+with live as (
+    select l.id from forwards l
+    where l.router_id = @router_id and l.ended_at is null
+    order by l.id
+    for no key update
+)
+update forwards f
 set status = 'removing',
-    revoked_at = case when expires_at > @now then @now::timestamptz end,
-    revoked_by = case when expires_at > @now then sqlc.narg(revoked_by)::uuid end,
-    ended_at = least(@now, expires_at)
-where router_id = @router_id and ended_at is null
-returning id, region_id, revoked_at;
+    revoked_at = case when f.expires_at > @now then @now::timestamptz end,
+    revoked_by = case when f.expires_at > @now then sqlc.narg(revoked_by)::uuid end,
+    ended_at = least(@now, f.expires_at)
+from live
+where f.id = live.id
+returning f.id, f.region_id, f.revoked_at;
 
--- name: ExpireDue :many
--- Ends forwards whose time has come. skip locked lets several controller
--- replicas share the work without processing a forward twice.
+-- name: DueForwards :many
+-- Live forwards whose time has come, soonest first (nothing is locked yet:
+-- their routers must be locked first).
+select id, router_id, region_id from forwards
+where ended_at is null and expires_at <= @now
+order by expires_at
+limit @max_rows;
+
+-- name: ExpireForwards :many
+-- Ends the given forwards if they are still live and due; the caller holds
+-- the locks of their routers and regions.
 with due as (
     select d.id from forwards d
-    where d.ended_at is null and d.expires_at <= @now
-    order by d.expires_at
-    limit @max_rows
-    for update skip locked
+    where d.id = any(@ids::uuid[]) and d.ended_at is null and d.expires_at <= @now
+    order by d.id
+    for no key update
 )
 update forwards f
 set status = 'removing', ended_at = f.expires_at
@@ -99,7 +117,57 @@ order by expires_at
 limit 1;
 
 -- name: ReleasePorts :execrows
--- The grace period for routers that never confirmed a removal.
-update forwards
+-- The grace period for routers that never confirmed a removal. Rows a report
+-- is writing are skipped; the next round takes them.
+with due as (
+    select d.id from forwards d
+    where d.ended_at is not null and d.port_released_at is null and d.ended_at <= @cutoff::timestamptz
+    order by d.id
+    for no key update skip locked
+)
+update forwards f
 set port_released_at = @now::timestamptz
-where ended_at is not null and port_released_at is null and ended_at <= @cutoff::timestamptz;
+from due
+where f.id = due.id;
+
+-- name: LockRouterForwards :many
+-- The forwards an agent's report speaks of, and the router's forwards
+-- awaiting removal, locked in id order, with what a report may change.
+select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+       (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
+       (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
+       rg.edge_managed
+from forwards f
+join regions rg on rg.id = f.region_id
+where f.router_id = @router_id and (f.id = any(@ids::uuid[]) or f.status = 'removing')
+order by f.id
+for no key update of f;
+
+-- name: LockRegionForwards :many
+-- The forwards of a region an edge's report speaks of, locked in id order.
+select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+       (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
+       (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
+       rg.edge_managed
+from forwards f
+join regions rg on rg.id = f.region_id
+where f.region_id = @region_id and f.id = any(@ids::uuid[])
+order by f.id
+for no key update of f;
+
+-- name: UpdateForwardStates :exec
+-- Writes what reports changed, in one statement; the rows are locked by
+-- LockRouterForwards or LockRegionForwards in the same transaction.
+update forwards f
+set status = u.status,
+    router_error = u.router_error,
+    edge_error = u.edge_error,
+    rule_confirmed_at = case when u.rule_confirmed then coalesce(f.rule_confirmed_at, @now::timestamptz) end,
+    listener_confirmed_at = case when u.listener_confirmed then coalesce(f.listener_confirmed_at, @now::timestamptz) end,
+    port_released_at = case when u.status = 'removed' then coalesce(f.port_released_at, @now::timestamptz)
+                            else f.port_released_at end
+from (select unnest(@ids::uuid[]) as id, unnest(@statuses::text[]) as status,
+             unnest(@router_errors::text[]) as router_error, unnest(@edge_errors::text[]) as edge_error,
+             unnest(@rules_confirmed::boolean[]) as rule_confirmed,
+             unnest(@listeners_confirmed::boolean[]) as listener_confirmed) as u
+where f.id = u.id;

@@ -12,3 +12,8 @@ from regions rg
 left join forwards f on f.region_id = rg.id and (f.ended_at is null or f.status = 'removing')
 group by 1, 2
 order by 1, 2;
+
+-- name: CountRoutersClockOff :one
+-- Routers whose agent last measured their clock off by more than @limit_ms.
+select count(*)::bigint from routers
+where deleted_at is null and abs(clock_offset_ms) > @limit_ms::bigint;

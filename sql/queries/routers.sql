@@ -16,3 +16,26 @@ order by created_at, id;
 update routers set deleted_at = @now::timestamptz
 where id = @id and account_id = @account_id and deleted_at is null
 returning *;
+
+-- name: LockRouter :one
+-- Locks one of an account's routers and then its region, the first two steps
+-- of the store's lock order, for a write to the router's desired set.
+select sqlc.embed(ro), sqlc.embed(rg)
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.id = @id and ro.account_id = @account_id and ro.deleted_at is null
+for no key update of ro, rg;
+
+-- name: LockRoutersSkipLocked :many
+-- Locks those of the routers no other transaction holds, in id order.
+select id from routers
+where id = any(@ids::uuid[])
+order by id
+for no key update skip locked;
+
+-- name: LockRegions :exec
+-- Locks regions in id order.
+select id from regions
+where id = any(@ids::text[])
+order by id
+for no key update;

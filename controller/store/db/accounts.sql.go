@@ -125,6 +125,35 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 	return err
 }
 
+const insertAuditEvents = `-- name: InsertAuditEvents :exec
+insert into audit_events (at, account_id, actor, action, subject_id, detail)
+select $1, u.account_id, $2, $3, u.subject_id, u.detail::jsonb
+from (select unnest($4::uuid[]) as account_id, unnest($5::uuid[]) as subject_id,
+             unnest($6::text[]) as detail) as u
+`
+
+type InsertAuditEventsParams struct {
+	At         time.Time
+	Actor      string
+	Action     string
+	AccountIds []uuid.UUID
+	SubjectIds []uuid.UUID
+	Details    []string
+}
+
+// Several events of one action by one actor, in one round trip.
+func (q *Queries) InsertAuditEvents(ctx context.Context, arg InsertAuditEventsParams) error {
+	_, err := q.db.Exec(ctx, insertAuditEvents,
+		arg.At,
+		arg.Actor,
+		arg.Action,
+		arg.AccountIds,
+		arg.SubjectIds,
+		arg.Details,
+	)
+	return err
+}
+
 const listAccounts = `-- name: ListAccounts :many
 select id, name, created_at from accounts order by name
 `
@@ -190,16 +219,32 @@ func (q *Queries) ListAuditEvents(ctx context.Context, arg ListAuditEventsParams
 	return items, nil
 }
 
-const notify = `-- name: Notify :exec
-select pg_notify($1::text, $2::text)
+const publish = `-- name: Publish :exec
+with bumped_routers as (
+    update routers set revision = revision + 1 where id = any($3::uuid[])
+), bumped_regions as (
+    update regions set revision = revision + 1 where id = any($4::text[])
+)
+select pg_notify($1::text, p.payload)
+from unnest($2::text[]) as p(payload)
 `
 
-type NotifyParams struct {
-	Channel string
-	Payload string
+type PublishParams struct {
+	Channel   string
+	Payloads  []string
+	RouterIds []uuid.UUID
+	RegionIds []string
 }
 
-func (q *Queries) Notify(ctx context.Context, arg NotifyParams) error {
-	_, err := q.db.Exec(ctx, notify, arg.Channel, arg.Payload)
+// Bumps the revisions of routers' desired sets and regions' listener sets
+// (rows the transaction has already locked) and announces each change on
+// commit.
+func (q *Queries) Publish(ctx context.Context, arg PublishParams) error {
+	_, err := q.db.Exec(ctx, publish,
+		arg.Channel,
+		arg.Payloads,
+		arg.RouterIds,
+		arg.RegionIds,
+	)
 	return err
 }

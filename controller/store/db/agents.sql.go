@@ -13,66 +13,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const activateForwards = `-- name: ActivateForwards :many
-with prev as (
-    select p.id, p.status
-    from forwards p
-    where p.router_id = $2 and p.id = any($3::uuid[])
-    order by p.id
-    for update
-)
-update forwards f
-set rule_confirmed_at = coalesce(f.rule_confirmed_at, $1::timestamptz),
-    router_error = '',
-    status = case when f.status = 'pending' and (not r.edge_managed or f.listener_confirmed_at is not null)
-                  then 'active' else f.status end
-from prev, regions r
-where prev.id = f.id and r.id = f.region_id
-returning f.id, f.status, prev.status as previous_status, f.created_at
-`
-
-type ActivateForwardsParams struct {
-	Now      time.Time
-	RouterID uuid.UUID
-	Ids      []uuid.UUID
-}
-
-type ActivateForwardsRow struct {
-	ID             uuid.UUID
-	Status         string
-	PreviousStatus string
-	CreatedAt      time.Time
-}
-
-// The router confirmed these forwards' rules. In a region served by a tpf
-// edge the forward is active once the edge listens too. The rows are locked
-// first (in id order), so previous_status is the status this update replaced:
-// pending → active means this report is what made the forward active.
-func (q *Queries) ActivateForwards(ctx context.Context, arg ActivateForwardsParams) ([]ActivateForwardsRow, error) {
-	rows, err := q.db.Query(ctx, activateForwards, arg.Now, arg.RouterID, arg.Ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ActivateForwardsRow{}
-	for rows.Next() {
-		var i ActivateForwardsRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Status,
-			&i.PreviousStatus,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const agentConnected = `-- name: AgentConnected :exec
 update routers
 set agent_connected_at = $1::timestamptz, agent_seen_at = $1::timestamptz
@@ -139,8 +79,10 @@ set agent_seen_at = $1::timestamptz, agent_version = $2,
     routeros_version = coalesce(nullif($3::text, ''), routeros_version),
     board = coalesce(nullif($4::text, ''), board),
     identity = coalesce(nullif($5::text, ''), identity),
-    applied_revision = greatest(applied_revision, $6), agent_error = $7
-where id = $8
+    applied_revision = least(greatest(applied_revision, $6), revision),
+    agent_error = $7,
+    clock_offset_ms = coalesce($8::bigint, clock_offset_ms)
+where id = $9
 `
 
 type AgentReportParams struct {
@@ -151,9 +93,12 @@ type AgentReportParams struct {
 	Identity        string
 	AppliedRevision int64
 	AgentError      string
+	ClockOffsetMs   *int64
 	ID              uuid.UUID
 }
 
+// A report's revision counts up to the router's current one: an agent
+// cannot claim a set it was never sent.
 func (q *Queries) AgentReport(ctx context.Context, arg AgentReportParams) error {
 	_, err := q.db.Exec(ctx, agentReport,
 		arg.Now,
@@ -163,6 +108,7 @@ func (q *Queries) AgentReport(ctx context.Context, arg AgentReportParams) error 
 		arg.Identity,
 		arg.AppliedRevision,
 		arg.AgentError,
+		arg.ClockOffsetMs,
 		arg.ID,
 	)
 	return err
@@ -209,56 +155,10 @@ func (q *Queries) AgentTarget(ctx context.Context, id uuid.UUID) (AgentTargetRow
 	return i, err
 }
 
-const bumpRevision = `-- name: BumpRevision :one
-update routers set revision = revision + 1 where id = $1 returning revision
-`
-
-func (q *Queries) BumpRevision(ctx context.Context, id uuid.UUID) (int64, error) {
-	row := q.db.QueryRow(ctx, bumpRevision, id)
-	var revision int64
-	err := row.Scan(&revision)
-	return revision, err
-}
-
-const confirmRemovals = `-- name: ConfirmRemovals :many
-update forwards
-set status = 'removed', port_released_at = coalesce(port_released_at, $1::timestamptz)
-where router_id = $2 and status = 'removing' and not (id = any($3::uuid[]))
-returning id
-`
-
-type ConfirmRemovalsParams struct {
-	Now      time.Time
-	RouterID uuid.UUID
-	Present  []uuid.UUID
-}
-
-// Ended forwards the router no longer holds: their removal is confirmed and
-// their ports are free.
-func (q *Queries) ConfirmRemovals(ctx context.Context, arg ConfirmRemovalsParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, confirmRemovals, arg.Now, arg.RouterID, arg.Present)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const rotateAgentToken = `-- name: RotateAgentToken :one
 update routers set agent_token_hash = $1
 where id = $2 and account_id = $3 and deleted_at is null
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms
 `
 
 type RotateAgentTokenParams struct {
@@ -289,12 +189,13 @@ func (q *Queries) RotateAgentToken(ctx context.Context, arg RotateAgentTokenPara
 		&i.Identity,
 		&i.AppliedRevision,
 		&i.AgentError,
+		&i.ClockOffsetMs,
 	)
 	return i, err
 }
 
 const routerByAgentToken = `-- name: RouterByAgentToken :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error from routers where agent_token_hash = $1 and deleted_at is null
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms from routers where agent_token_hash = $1 and deleted_at is null
 `
 
 func (q *Queries) RouterByAgentToken(ctx context.Context, agentTokenHash []byte) (Router, error) {
@@ -319,22 +220,7 @@ func (q *Queries) RouterByAgentToken(ctx context.Context, agentTokenHash []byte)
 		&i.Identity,
 		&i.AppliedRevision,
 		&i.AgentError,
+		&i.ClockOffsetMs,
 	)
 	return i, err
-}
-
-const setRouterError = `-- name: SetRouterError :exec
-update forwards set router_error = $1
-where router_id = $2 and id = $3
-`
-
-type SetRouterErrorParams struct {
-	RouterError string
-	RouterID    uuid.UUID
-	ID          uuid.UUID
-}
-
-func (q *Queries) SetRouterError(ctx context.Context, arg SetRouterErrorParams) error {
-	_, err := q.db.Exec(ctx, setRouterError, arg.RouterError, arg.RouterID, arg.ID)
-	return err
 }

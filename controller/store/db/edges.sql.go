@@ -13,17 +13,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const bumpRegionRevision = `-- name: BumpRegionRevision :one
-update regions set revision = revision + 1 where id = $1 returning revision
-`
-
-func (q *Queries) BumpRegionRevision(ctx context.Context, id string) (int64, error) {
-	row := q.db.QueryRow(ctx, bumpRegionRevision, id)
-	var revision int64
-	err := row.Scan(&revision)
-	return revision, err
-}
-
 const closeRegionConnections = `-- name: CloseRegionConnections :execrows
 update connections c
 set ended_at = $1::timestamptz, reason = 'edge lost'
@@ -43,63 +32,6 @@ func (q *Queries) CloseRegionConnections(ctx context.Context, arg CloseRegionCon
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const confirmListeners = `-- name: ConfirmListeners :many
-with prev as (
-    select p.id, p.status
-    from forwards p
-    where p.region_id = $2 and p.id = any($3::uuid[])
-    order by p.id
-    for update
-)
-update forwards f
-set listener_confirmed_at = coalesce(f.listener_confirmed_at, $1::timestamptz),
-    edge_error = '',
-    status = case when f.status = 'pending' and f.rule_confirmed_at is not null then 'active' else f.status end
-from prev
-where prev.id = f.id
-returning f.id, f.status, prev.status as previous_status, f.created_at
-`
-
-type ConfirmListenersParams struct {
-	Now      time.Time
-	RegionID string
-	Ids      []uuid.UUID
-}
-
-type ConfirmListenersRow struct {
-	ID             uuid.UUID
-	Status         string
-	PreviousStatus string
-	CreatedAt      time.Time
-}
-
-// The edge listens for these forwards. As in ActivateForwards, the rows are
-// locked first, so previous_status is the status this update replaced.
-func (q *Queries) ConfirmListeners(ctx context.Context, arg ConfirmListenersParams) ([]ConfirmListenersRow, error) {
-	rows, err := q.db.Query(ctx, confirmListeners, arg.Now, arg.RegionID, arg.Ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ConfirmListenersRow{}
-	for rows.Next() {
-		var i ConfirmListenersRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Status,
-			&i.PreviousStatus,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const edgeConnected = `-- name: EdgeConnected :exec
@@ -135,7 +67,8 @@ func (q *Queries) EdgeDisconnected(ctx context.Context, arg EdgeDisconnectedPara
 const edgeReport = `-- name: EdgeReport :exec
 update regions
 set edge_seen_at = $1::timestamptz, edge_version = $2,
-    edge_applied_revision = greatest(edge_applied_revision, $3), edge_error = $4
+    edge_applied_revision = least(greatest(edge_applied_revision, $3), revision),
+    edge_error = $4
 where id = $5
 `
 
@@ -147,6 +80,7 @@ type EdgeReportParams struct {
 	ID              string
 }
 
+// As for agents, a report counts up to the region's current revision.
 func (q *Queries) EdgeReport(ctx context.Context, arg EdgeReportParams) error {
 	_, err := q.db.Exec(ctx, edgeReport,
 		arg.Now,
@@ -218,6 +152,7 @@ select f.id, f.port, f.allow_cidr, f.expires_at, ro.tunnel_address
 from forwards f
 join routers ro on ro.id = f.router_id
 where f.region_id = $1 and f.ended_at is null and f.expires_at > $2
+  and ro.deleted_at is null
 order by f.port
 `
 
@@ -288,22 +223,6 @@ func (q *Queries) RegionByEdgeToken(ctx context.Context, edgeTokenHash []byte) (
 	return i, err
 }
 
-const setEdgeError = `-- name: SetEdgeError :exec
-update forwards set edge_error = $1
-where region_id = $2 and id = $3
-`
-
-type SetEdgeErrorParams struct {
-	EdgeError string
-	RegionID  string
-	ID        uuid.UUID
-}
-
-func (q *Queries) SetEdgeError(ctx context.Context, arg SetEdgeErrorParams) error {
-	_, err := q.db.Exec(ctx, setEdgeError, arg.EdgeError, arg.RegionID, arg.ID)
-	return err
-}
-
 const setEdgeManaged = `-- name: SetEdgeManaged :exec
 update regions set edge_managed = true where id = $1
 `
@@ -347,40 +266,49 @@ func (q *Queries) SetEdgeToken(ctx context.Context, arg SetEdgeTokenParams) (Reg
 	return i, err
 }
 
-const upsertConnection = `-- name: UpsertConnection :exec
+const upsertConnections = `-- name: UpsertConnections :exec
 insert into connections (id, forward_id, source, started_at, ended_at, bytes_up, bytes_down, reason)
-select $1, f.id, $2, $3, $4::timestamptz, $5, $6, $7
-from forwards f
-where f.id = $8 and f.region_id = $9
+select u.id, f.id, u.source, u.started_at, case when u.ended then u.ended_at end, u.bytes_up, u.bytes_down, u.reason
+from (select unnest($1::uuid[]) as id, unnest($2::uuid[]) as forward_id,
+             unnest($3::text[]) as source, unnest($4::timestamptz[]) as started_at,
+             unnest($5::boolean[]) as ended, unnest($6::timestamptz[]) as ended_at,
+             unnest($7::bigint[]) as bytes_up, unnest($8::bigint[]) as bytes_down,
+             unnest($9::text[]) as reason) as u
+join forwards f on f.id = u.forward_id and f.region_id = $10
+order by u.id
 on conflict (id) do update
 set ended_at = excluded.ended_at, bytes_up = excluded.bytes_up,
     bytes_down = excluded.bytes_down, reason = excluded.reason
+where connections.forward_id = excluded.forward_id
 `
 
-type UpsertConnectionParams struct {
-	ID        uuid.UUID
-	Source    string
-	StartedAt time.Time
-	EndedAt   *time.Time
-	BytesUp   int64
-	BytesDown int64
-	Reason    string
-	ForwardID uuid.UUID
-	RegionID  string
+type UpsertConnectionsParams struct {
+	Ids        []uuid.UUID
+	ForwardIds []uuid.UUID
+	Sources    []string
+	StartedAts []time.Time
+	Ended      []bool
+	EndedAts   []time.Time
+	BytesUp    []int64
+	BytesDown  []int64
+	Reasons    []string
+	RegionID   string
 }
 
-// A connection record from an edge: the first sighting inserts it, the end
-// record completes it. Records of another region's forwards are ignored.
-func (q *Queries) UpsertConnection(ctx context.Context, arg UpsertConnectionParams) error {
-	_, err := q.db.Exec(ctx, upsertConnection,
-		arg.ID,
-		arg.Source,
-		arg.StartedAt,
-		arg.EndedAt,
+// Connection records from an edge: the first sighting inserts one, the end
+// record completes it. Records of another region's forwards are ignored, and
+// a record never moves a connection to another forward.
+func (q *Queries) UpsertConnections(ctx context.Context, arg UpsertConnectionsParams) error {
+	_, err := q.db.Exec(ctx, upsertConnections,
+		arg.Ids,
+		arg.ForwardIds,
+		arg.Sources,
+		arg.StartedAts,
+		arg.Ended,
+		arg.EndedAts,
 		arg.BytesUp,
 		arg.BytesDown,
-		arg.Reason,
-		arg.ForwardID,
+		arg.Reasons,
 		arg.RegionID,
 	)
 	return err

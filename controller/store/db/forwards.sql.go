@@ -13,14 +13,61 @@ import (
 	"github.com/google/uuid"
 )
 
+const dueForwards = `-- name: DueForwards :many
+select id, router_id, region_id from forwards
+where ended_at is null and expires_at <= $1
+order by expires_at
+limit $2
+`
+
+type DueForwardsParams struct {
+	Now     time.Time
+	MaxRows int32
+}
+
+type DueForwardsRow struct {
+	ID       uuid.UUID
+	RouterID uuid.UUID
+	RegionID string
+}
+
+// Live forwards whose time has come, soonest first (nothing is locked yet:
+// their routers must be locked first).
+func (q *Queries) DueForwards(ctx context.Context, arg DueForwardsParams) ([]DueForwardsRow, error) {
+	rows, err := q.db.Query(ctx, dueForwards, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DueForwardsRow{}
+	for rows.Next() {
+		var i DueForwardsRow
+		if err := rows.Scan(&i.ID, &i.RouterID, &i.RegionID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const endRouterForwards = `-- name: EndRouterForwards :many
-update forwards
+with live as (
+    select l.id from forwards l
+    where l.router_id = $3 and l.ended_at is null
+    order by l.id
+    for no key update
+)
+update forwards f
 set status = 'removing',
-    revoked_at = case when expires_at > $1 then $1::timestamptz end,
-    revoked_by = case when expires_at > $1 then $2::uuid end,
-    ended_at = least($1, expires_at)
-where router_id = $3 and ended_at is null
-returning id, region_id, revoked_at
+    revoked_at = case when f.expires_at > $1 then $1::timestamptz end,
+    revoked_by = case when f.expires_at > $1 then $2::uuid end,
+    ended_at = least($1, f.expires_at)
+from live
+where f.id = live.id
+returning f.id, f.region_id, f.revoked_at
 `
 
 type EndRouterForwardsParams struct {
@@ -36,7 +83,8 @@ type EndRouterForwardsRow struct {
 }
 
 // Ends every live forward of a router being deleted: revoked when still
-// running, expired when its time had already passed.
+// running, expired when its time had already passed. Rows are locked in id
+// order (see the store's lock order).
 func (q *Queries) EndRouterForwards(ctx context.Context, arg EndRouterForwardsParams) ([]EndRouterForwardsRow, error) {
 	rows, err := q.db.Query(ctx, endRouterForwards, arg.Now, arg.RevokedBy, arg.RouterID)
 	if err != nil {
@@ -57,13 +105,12 @@ func (q *Queries) EndRouterForwards(ctx context.Context, arg EndRouterForwardsPa
 	return items, nil
 }
 
-const expireDue = `-- name: ExpireDue :many
+const expireForwards = `-- name: ExpireForwards :many
 with due as (
     select d.id from forwards d
-    where d.ended_at is null and d.expires_at <= $1
-    order by d.expires_at
-    limit $2
-    for update skip locked
+    where d.id = any($1::uuid[]) and d.ended_at is null and d.expires_at <= $2
+    order by d.id
+    for no key update
 )
 update forwards f
 set status = 'removing', ended_at = f.expires_at
@@ -72,12 +119,12 @@ where f.id = due.id and r.id = f.router_id
 returning f.id, f.router_id, f.region_id, r.account_id, f.expires_at
 `
 
-type ExpireDueParams struct {
-	Now     time.Time
-	MaxRows int32
+type ExpireForwardsParams struct {
+	Ids []uuid.UUID
+	Now time.Time
 }
 
-type ExpireDueRow struct {
+type ExpireForwardsRow struct {
 	ID        uuid.UUID
 	RouterID  uuid.UUID
 	RegionID  string
@@ -85,17 +132,17 @@ type ExpireDueRow struct {
 	ExpiresAt time.Time
 }
 
-// Ends forwards whose time has come. skip locked lets several controller
-// replicas share the work without processing a forward twice.
-func (q *Queries) ExpireDue(ctx context.Context, arg ExpireDueParams) ([]ExpireDueRow, error) {
-	rows, err := q.db.Query(ctx, expireDue, arg.Now, arg.MaxRows)
+// Ends the given forwards if they are still live and due; the caller holds
+// the locks of their routers and regions.
+func (q *Queries) ExpireForwards(ctx context.Context, arg ExpireForwardsParams) ([]ExpireForwardsRow, error) {
+	rows, err := q.db.Query(ctx, expireForwards, arg.Ids, arg.Now)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ExpireDueRow{}
+	items := []ExpireForwardsRow{}
 	for rows.Next() {
-		var i ExpireDueRow
+		var i ExpireForwardsRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.RouterID,
@@ -111,6 +158,22 @@ func (q *Queries) ExpireDue(ctx context.Context, arg ExpireDueParams) ([]ExpireD
 		return nil, err
 	}
 	return items, nil
+}
+
+const forwardExists = `-- name: ForwardExists :one
+select exists (select 1 from forwards where id = $1 and router_id = $2)
+`
+
+type ForwardExistsParams struct {
+	ID       uuid.UUID
+	RouterID uuid.UUID
+}
+
+func (q *Queries) ForwardExists(ctx context.Context, arg ForwardExistsParams) (bool, error) {
+	row := q.db.QueryRow(ctx, forwardExists, arg.ID, arg.RouterID)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const freePort = `-- name: FreePort :one
@@ -407,6 +470,123 @@ func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsPara
 	return items, nil
 }
 
+const lockRegionForwards = `-- name: LockRegionForwards :many
+select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+       (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
+       (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
+       rg.edge_managed
+from forwards f
+join regions rg on rg.id = f.region_id
+where f.region_id = $1 and f.id = any($2::uuid[])
+order by f.id
+for no key update of f
+`
+
+type LockRegionForwardsParams struct {
+	RegionID string
+	Ids      []uuid.UUID
+}
+
+type LockRegionForwardsRow struct {
+	ID                uuid.UUID
+	Status            string
+	RouterError       string
+	EdgeError         string
+	CreatedAt         time.Time
+	RuleConfirmed     bool
+	ListenerConfirmed bool
+	EdgeManaged       bool
+}
+
+// The forwards of a region an edge's report speaks of, locked in id order.
+func (q *Queries) LockRegionForwards(ctx context.Context, arg LockRegionForwardsParams) ([]LockRegionForwardsRow, error) {
+	rows, err := q.db.Query(ctx, lockRegionForwards, arg.RegionID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LockRegionForwardsRow{}
+	for rows.Next() {
+		var i LockRegionForwardsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.RouterError,
+			&i.EdgeError,
+			&i.CreatedAt,
+			&i.RuleConfirmed,
+			&i.ListenerConfirmed,
+			&i.EdgeManaged,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockRouterForwards = `-- name: LockRouterForwards :many
+select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+       (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
+       (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
+       rg.edge_managed
+from forwards f
+join regions rg on rg.id = f.region_id
+where f.router_id = $1 and (f.id = any($2::uuid[]) or f.status = 'removing')
+order by f.id
+for no key update of f
+`
+
+type LockRouterForwardsParams struct {
+	RouterID uuid.UUID
+	Ids      []uuid.UUID
+}
+
+type LockRouterForwardsRow struct {
+	ID                uuid.UUID
+	Status            string
+	RouterError       string
+	EdgeError         string
+	CreatedAt         time.Time
+	RuleConfirmed     bool
+	ListenerConfirmed bool
+	EdgeManaged       bool
+}
+
+// The forwards an agent's report speaks of, and the router's forwards
+// awaiting removal, locked in id order, with what a report may change.
+func (q *Queries) LockRouterForwards(ctx context.Context, arg LockRouterForwardsParams) ([]LockRouterForwardsRow, error) {
+	rows, err := q.db.Query(ctx, lockRouterForwards, arg.RouterID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LockRouterForwardsRow{}
+	for rows.Next() {
+		var i LockRouterForwardsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.RouterError,
+			&i.EdgeError,
+			&i.CreatedAt,
+			&i.RuleConfirmed,
+			&i.ListenerConfirmed,
+			&i.EdgeManaged,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const nextExpiry = `-- name: NextExpiry :one
 select expires_at from forwards
 where ended_at is null
@@ -422,9 +602,16 @@ func (q *Queries) NextExpiry(ctx context.Context) (time.Time, error) {
 }
 
 const releasePorts = `-- name: ReleasePorts :execrows
-update forwards
+with due as (
+    select d.id from forwards d
+    where d.ended_at is not null and d.port_released_at is null and d.ended_at <= $2::timestamptz
+    order by d.id
+    for no key update skip locked
+)
+update forwards f
 set port_released_at = $1::timestamptz
-where ended_at is not null and port_released_at is null and ended_at <= $2::timestamptz
+from due
+where f.id = due.id
 `
 
 type ReleasePortsParams struct {
@@ -432,7 +619,8 @@ type ReleasePortsParams struct {
 	Cutoff time.Time
 }
 
-// The grace period for routers that never confirmed a removal.
+// The grace period for routers that never confirmed a removal. Rows a report
+// is writing are skipped; the next round takes them.
 func (q *Queries) ReleasePorts(ctx context.Context, arg ReleasePortsParams) (int64, error) {
 	result, err := q.db.Exec(ctx, releasePorts, arg.Now, arg.Cutoff)
 	if err != nil {
@@ -471,4 +659,45 @@ func (q *Queries) RevokeForward(ctx context.Context, arg RevokeForwardParams) (R
 	var i RevokeForwardRow
 	err := row.Scan(&i.ID, &i.RouterID, &i.RegionID)
 	return i, err
+}
+
+const updateForwardStates = `-- name: UpdateForwardStates :exec
+update forwards f
+set status = u.status,
+    router_error = u.router_error,
+    edge_error = u.edge_error,
+    rule_confirmed_at = case when u.rule_confirmed then coalesce(f.rule_confirmed_at, $1::timestamptz) end,
+    listener_confirmed_at = case when u.listener_confirmed then coalesce(f.listener_confirmed_at, $1::timestamptz) end,
+    port_released_at = case when u.status = 'removed' then coalesce(f.port_released_at, $1::timestamptz)
+                            else f.port_released_at end
+from (select unnest($2::uuid[]) as id, unnest($3::text[]) as status,
+             unnest($4::text[]) as router_error, unnest($5::text[]) as edge_error,
+             unnest($6::boolean[]) as rule_confirmed,
+             unnest($7::boolean[]) as listener_confirmed) as u
+where f.id = u.id
+`
+
+type UpdateForwardStatesParams struct {
+	Now                time.Time
+	Ids                []uuid.UUID
+	Statuses           []string
+	RouterErrors       []string
+	EdgeErrors         []string
+	RulesConfirmed     []bool
+	ListenersConfirmed []bool
+}
+
+// Writes what reports changed, in one statement; the rows are locked by
+// LockRouterForwards or LockRegionForwards in the same transaction.
+func (q *Queries) UpdateForwardStates(ctx context.Context, arg UpdateForwardStatesParams) error {
+	_, err := q.db.Exec(ctx, updateForwardStates,
+		arg.Now,
+		arg.Ids,
+		arg.Statuses,
+		arg.RouterErrors,
+		arg.EdgeErrors,
+		arg.RulesConfirmed,
+		arg.ListenersConfirmed,
+	)
+	return err
 }

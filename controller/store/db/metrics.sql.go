@@ -51,3 +51,16 @@ func (q *Queries) CountForwards(ctx context.Context, now time.Time) ([]CountForw
 	}
 	return items, nil
 }
+
+const countRoutersClockOff = `-- name: CountRoutersClockOff :one
+select count(*)::bigint from routers
+where deleted_at is null and abs(clock_offset_ms) > $1::bigint
+`
+
+// Routers whose agent last measured their clock off by more than @limit_ms.
+func (q *Queries) CountRoutersClockOff(ctx context.Context, limitMs int64) (int64, error) {
+	row := q.db.QueryRow(ctx, countRoutersClockOff, limitMs)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}

@@ -107,4 +107,13 @@ type Router struct {
 	Identity            string
 	AppliedRevision     int64
 	AgentError          string
+	ClockOffsetMs       *int64
+}
+
+type WebSession struct {
+	IDHash    []byte
+	TokenID   uuid.UUID
+	Csrf      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }

@@ -16,7 +16,7 @@ import (
 const createRouter = `-- name: CreateRouter :one
 insert into routers (account_id, region_id, name, tunnel_address, agent_token_hash, created_at)
 values ($1, $2, $3, $4, $5, $6)
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms
 `
 
 type CreateRouterParams struct {
@@ -57,6 +57,7 @@ func (q *Queries) CreateRouter(ctx context.Context, arg CreateRouterParams) (Rou
 		&i.Identity,
 		&i.AppliedRevision,
 		&i.AgentError,
+		&i.ClockOffsetMs,
 	)
 	return i, err
 }
@@ -64,7 +65,7 @@ func (q *Queries) CreateRouter(ctx context.Context, arg CreateRouterParams) (Rou
 const deleteRouter = `-- name: DeleteRouter :one
 update routers set deleted_at = $1::timestamptz
 where id = $2 and account_id = $3 and deleted_at is null
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms
 `
 
 type DeleteRouterParams struct {
@@ -95,12 +96,13 @@ func (q *Queries) DeleteRouter(ctx context.Context, arg DeleteRouterParams) (Rou
 		&i.Identity,
 		&i.AppliedRevision,
 		&i.AgentError,
+		&i.ClockOffsetMs,
 	)
 	return i, err
 }
 
 const getRouter = `-- name: GetRouter :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error from routers
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms from routers
 where id = $1 and account_id = $2 and deleted_at is null
 `
 
@@ -131,12 +133,13 @@ func (q *Queries) GetRouter(ctx context.Context, arg GetRouterParams) (Router, e
 		&i.Identity,
 		&i.AppliedRevision,
 		&i.AgentError,
+		&i.ClockOffsetMs,
 	)
 	return i, err
 }
 
 const listRouters = `-- name: ListRouters :many
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error from routers
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms from routers
 where account_id = $1 and deleted_at is null
 order by created_at, id
 `
@@ -169,10 +172,114 @@ func (q *Queries) ListRouters(ctx context.Context, accountID uuid.UUID) ([]Route
 			&i.Identity,
 			&i.AppliedRevision,
 			&i.AgentError,
+			&i.ClockOffsetMs,
 		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockRegions = `-- name: LockRegions :exec
+select id from regions
+where id = any($1::text[])
+order by id
+for no key update
+`
+
+// Locks regions in id order.
+func (q *Queries) LockRegions(ctx context.Context, ids []string) error {
+	_, err := q.db.Exec(ctx, lockRegions, ids)
+	return err
+}
+
+const lockRouter = `-- name: LockRouter :one
+select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, rg.id, rg.entry_point, rg.port_min, rg.port_max, rg.edge_tunnel_address, rg.created_at, rg.edge_token_hash, rg.edge_managed, rg.revision, rg.edge_connected_at, rg.edge_disconnected_at, rg.edge_seen_at, rg.edge_version, rg.edge_applied_revision, rg.edge_error
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.id = $1 and ro.account_id = $2 and ro.deleted_at is null
+for no key update of ro, rg
+`
+
+type LockRouterParams struct {
+	ID        uuid.UUID
+	AccountID uuid.UUID
+}
+
+type LockRouterRow struct {
+	Router Router
+	Region Region
+}
+
+// Locks one of an account's routers and then its region, the first two steps
+// of the store's lock order, for a write to the router's desired set.
+func (q *Queries) LockRouter(ctx context.Context, arg LockRouterParams) (LockRouterRow, error) {
+	row := q.db.QueryRow(ctx, lockRouter, arg.ID, arg.AccountID)
+	var i LockRouterRow
+	err := row.Scan(
+		&i.Router.ID,
+		&i.Router.AccountID,
+		&i.Router.RegionID,
+		&i.Router.Name,
+		&i.Router.TunnelAddress,
+		&i.Router.AgentTokenHash,
+		&i.Router.CreatedAt,
+		&i.Router.DeletedAt,
+		&i.Router.Revision,
+		&i.Router.AgentConnectedAt,
+		&i.Router.AgentDisconnectedAt,
+		&i.Router.AgentSeenAt,
+		&i.Router.AgentVersion,
+		&i.Router.RouterosVersion,
+		&i.Router.Board,
+		&i.Router.Identity,
+		&i.Router.AppliedRevision,
+		&i.Router.AgentError,
+		&i.Router.ClockOffsetMs,
+		&i.Region.ID,
+		&i.Region.EntryPoint,
+		&i.Region.PortMin,
+		&i.Region.PortMax,
+		&i.Region.EdgeTunnelAddress,
+		&i.Region.CreatedAt,
+		&i.Region.EdgeTokenHash,
+		&i.Region.EdgeManaged,
+		&i.Region.Revision,
+		&i.Region.EdgeConnectedAt,
+		&i.Region.EdgeDisconnectedAt,
+		&i.Region.EdgeSeenAt,
+		&i.Region.EdgeVersion,
+		&i.Region.EdgeAppliedRevision,
+		&i.Region.EdgeError,
+	)
+	return i, err
+}
+
+const lockRoutersSkipLocked = `-- name: LockRoutersSkipLocked :many
+select id from routers
+where id = any($1::uuid[])
+order by id
+for no key update skip locked
+`
+
+// Locks those of the routers no other transaction holds, in id order.
+func (q *Queries) LockRoutersSkipLocked(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockRoutersSkipLocked, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

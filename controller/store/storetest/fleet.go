@@ -58,7 +58,7 @@ func NewFleet(t testing.TB, at time.Time) *Fleet {
 // 81.2.69.0/24, lasting d from at.
 func (f *Fleet) Forward(t testing.TB, d time.Duration, at time.Time) fleet.Forward {
 	t.Helper()
-	fw, err := f.Store.CreateForward(context.Background(), f.Principal, f.Router, fleet.NewForward{
+	fw, err := f.Store.CreateForward(context.Background(), f.Principal, f.Router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: d,
 	}, at)

@@ -37,12 +37,23 @@ var (
 	setupErr  error
 )
 
-// New returns a pool on a new database holding the current schema. The
+// New returns a pool on a new database holding the current schema, set up
+// as the controller sets up its own (store.OpenPool's defaults). The
 // database is dropped when the test ends.
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	url := NewURL(t)
-	pool, err := pgxpool.New(context.Background(), url)
+	return Open(t, NewURL(t))
+}
+
+// Open returns a pool on the database at url, set up as the controller sets
+// up its own; it is closed when the test ends.
+func Open(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := store.ParsePoolConfig(url, store.PoolConfig{})
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("storetest: %v", err)
 	}

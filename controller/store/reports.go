@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/store/db"
+	"github.com/tpf-dev/tpf/shared/syncproto"
+)
+
+// This file holds what agents' and edges' reports do to forwards: a pure
+// step from the locked rows to their new states, then one write of the rows
+// that changed.
+
+// forwardState is what a report may change of one forward.
+type forwardState struct {
+	ID                uuid.UUID
+	Status            fleet.Status
+	RouterError       string
+	EdgeError         string
+	RuleConfirmed     bool
+	ListenerConfirmed bool
+	// EdgeManaged: a tpf edge serves the forward's region, so it is active
+	// only once the edge listens too.
+	EdgeManaged bool
+	CreatedAt   time.Time
+}
+
+// activate makes a pending forward active once everything it needs is in
+// place.
+func (f *forwardState) activate() {
+	if f.Status == fleet.StatusPending && f.RuleConfirmed && (f.ListenerConfirmed || !f.EdgeManaged) {
+		f.Status = fleet.StatusActive
+	}
+}
+
+// reportResults is a report's results by forward id: the forwards applied,
+// and the message to keep on each other one ("refused: …"). Results whose
+// ids are not UUIDs are ignored.
+type reportResults struct {
+	applied map[uuid.UUID]bool
+	failed  map[uuid.UUID]string
+}
+
+func readResults(results []syncproto.Result) reportResults {
+	rr := reportResults{applied: map[uuid.UUID]bool{}, failed: map[uuid.UUID]string{}}
+	for _, res := range results {
+		id, err := uuid.Parse(res.ID)
+		if err != nil {
+			continue
+		}
+		if res.State == syncproto.StateApplied {
+			rr.applied[id] = true
+			delete(rr.failed, id)
+		} else if !rr.applied[id] {
+			rr.failed[id] = res.State + ": " + res.Error
+		}
+	}
+	return rr
+}
+
+// ids lists every forward the results speak of.
+func (rr reportResults) ids() []uuid.UUID {
+	ids := make([]uuid.UUID, 0, len(rr.applied)+len(rr.failed))
+	for id := range rr.applied {
+		ids = append(ids, id)
+	}
+	for id := range rr.failed {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// reportOutcome is what a report changed.
+type reportOutcome struct {
+	changed   []forwardState
+	activated []Activation
+	removed   []uuid.UUID
+}
+
+// record notes the change from old to f, if any.
+func (o *reportOutcome) record(old, f forwardState) {
+	if f == old {
+		return
+	}
+	o.changed = append(o.changed, f)
+	if old.Status == fleet.StatusPending && f.Status == fleet.StatusActive {
+		o.activated = append(o.activated, Activation{ID: f.ID, CreatedAt: f.CreatedAt.UTC()})
+	}
+	if old.Status != fleet.StatusRemoved && f.Status == fleet.StatusRemoved {
+		o.removed = append(o.removed, f.ID)
+	}
+}
+
+// agentReported applies an agent's results to its router's locked forwards:
+// applied rules are confirmed (and may make their forward active), failures
+// are kept on the forward, and ended forwards the router no longer holds
+// (not in present) are removed.
+func agentReported(rows []forwardState, rr reportResults, present map[uuid.UUID]bool) reportOutcome {
+	var out reportOutcome
+	for _, old := range rows {
+		f := old
+		if rr.applied[f.ID] {
+			f.RuleConfirmed, f.RouterError = true, ""
+			f.activate()
+		} else if msg, ok := rr.failed[f.ID]; ok {
+			f.RouterError = msg
+		}
+		if f.Status == fleet.StatusRemoving && !present[f.ID] {
+			f.Status = fleet.StatusRemoved
+		}
+		out.record(old, f)
+	}
+	return out
+}
+
+// edgeReported applies an edge's results to its region's locked forwards:
+// listeners in place are confirmed (and may make their forward active),
+// failures are kept on the forward.
+func edgeReported(rows []forwardState, rr reportResults) reportOutcome {
+	var out reportOutcome
+	for _, old := range rows {
+		f := old
+		if rr.applied[f.ID] {
+			f.ListenerConfirmed, f.EdgeError = true, ""
+			f.activate()
+		} else if msg, ok := rr.failed[f.ID]; ok {
+			f.EdgeError = msg
+		}
+		out.record(old, f)
+	}
+	return out
+}
+
+// writeStates writes the changed forwards in one statement; their rows are
+// locked by the transaction.
+func writeStates(ctx context.Context, q *db.Queries, changed []forwardState, now time.Time) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	p := db.UpdateForwardStatesParams{Now: now}
+	for _, f := range changed {
+		p.Ids = append(p.Ids, f.ID)
+		p.Statuses = append(p.Statuses, string(f.Status))
+		p.RouterErrors = append(p.RouterErrors, f.RouterError)
+		p.EdgeErrors = append(p.EdgeErrors, f.EdgeError)
+		p.RulesConfirmed = append(p.RulesConfirmed, f.RuleConfirmed)
+		p.ListenersConfirmed = append(p.ListenersConfirmed, f.ListenerConfirmed)
+	}
+	return q.UpdateForwardStates(ctx, p)
+}

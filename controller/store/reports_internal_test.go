@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/shared/syncproto"
+)
+
+var (
+	idA = uuid.MustParse("00000000-0000-4000-8000-00000000000a")
+	idB = uuid.MustParse("00000000-0000-4000-8000-00000000000b")
+	idC = uuid.MustParse("00000000-0000-4000-8000-00000000000c")
+)
+
+func TestAgentReported(t *testing.T) {
+	pending := forwardState{ID: idA, Status: fleet.StatusPending, EdgeManaged: true}
+	tests := []struct {
+		name      string
+		rows      []forwardState
+		results   []syncproto.Result
+		present   []uuid.UUID
+		want      []forwardState
+		activated []uuid.UUID
+		removed   []uuid.UUID
+	}{{
+		name:    "rule confirmed, edge not yet listening: still pending",
+		rows:    []forwardState{pending},
+		results: []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied}},
+		want:    []forwardState{{ID: idA, Status: fleet.StatusPending, EdgeManaged: true, RuleConfirmed: true}},
+	}, {
+		name:      "rule and listener in place: active",
+		rows:      []forwardState{{ID: idA, Status: fleet.StatusPending, EdgeManaged: true, ListenerConfirmed: true, RouterError: "failed: x"}},
+		results:   []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied}},
+		want:      []forwardState{{ID: idA, Status: fleet.StatusActive, EdgeManaged: true, ListenerConfirmed: true, RuleConfirmed: true}},
+		activated: []uuid.UUID{idA},
+	}, {
+		name:      "no edge in the region: the rule is enough",
+		rows:      []forwardState{{ID: idA, Status: fleet.StatusPending}},
+		results:   []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied}},
+		want:      []forwardState{{ID: idA, Status: fleet.StatusActive, RuleConfirmed: true}},
+		activated: []uuid.UUID{idA},
+	}, {
+		name:    "confirmed again: nothing to write",
+		rows:    []forwardState{{ID: idA, Status: fleet.StatusActive, RuleConfirmed: true}},
+		results: []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied}},
+	}, {
+		name:    "refused: the message is kept, once",
+		rows:    []forwardState{pending, {ID: idB, Status: fleet.StatusPending, RouterError: "refused: loopback"}},
+		results: []syncproto.Result{{ID: idA.String(), State: syncproto.StateRefused, Error: "loopback"}, {ID: idB.String(), State: syncproto.StateRefused, Error: "loopback"}},
+		want:    []forwardState{{ID: idA, Status: fleet.StatusPending, EdgeManaged: true, RouterError: "refused: loopback"}},
+	}, {
+		name:    "ended and gone from the router: removed; still there: removing",
+		rows:    []forwardState{{ID: idB, Status: fleet.StatusRemoving}, {ID: idC, Status: fleet.StatusRemoving}},
+		present: []uuid.UUID{idC},
+		want:    []forwardState{{ID: idB, Status: fleet.StatusRemoved}},
+		removed: []uuid.UUID{idB},
+	}, {
+		name:    "a revoked forward an old set still applied is confirmed, not revived",
+		rows:    []forwardState{{ID: idB, Status: fleet.StatusRemoving}},
+		results: []syncproto.Result{{ID: idB.String(), State: syncproto.StateApplied}},
+		present: []uuid.UUID{idB},
+		want:    []forwardState{{ID: idB, Status: fleet.StatusRemoving, RuleConfirmed: true}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			present := map[uuid.UUID]bool{}
+			for _, id := range tt.present {
+				present[id] = true
+			}
+			out := agentReported(tt.rows, readResults(tt.results), present)
+			if !reflect.DeepEqual(out.changed, tt.want) {
+				t.Errorf("changed: got %+v, want %+v", out.changed, tt.want)
+			}
+			var activated []uuid.UUID
+			for _, a := range out.activated {
+				activated = append(activated, a.ID)
+			}
+			if !reflect.DeepEqual(activated, tt.activated) {
+				t.Errorf("activated: got %+v, want %+v", activated, tt.activated)
+			}
+			if !reflect.DeepEqual(out.removed, tt.removed) {
+				t.Errorf("removed: got %+v, want %+v", out.removed, tt.removed)
+			}
+		})
+	}
+}
+
+func TestEdgeReported(t *testing.T) {
+	rows := []forwardState{
+		{ID: idA, Status: fleet.StatusPending, EdgeManaged: true, RuleConfirmed: true},
+		{ID: idB, Status: fleet.StatusPending, EdgeManaged: true},
+		{ID: idC, Status: fleet.StatusPending, EdgeManaged: true, EdgeError: "failed: port taken"},
+	}
+	out := edgeReported(rows, readResults([]syncproto.Result{
+		{ID: idA.String(), State: syncproto.StateApplied},
+		{ID: idB.String(), State: syncproto.StateApplied},
+		{ID: idC.String(), State: syncproto.StateFailed, Error: "port taken"},
+		{ID: "not-a-uuid", State: syncproto.StateApplied},
+	}))
+	want := []forwardState{
+		{ID: idA, Status: fleet.StatusActive, EdgeManaged: true, RuleConfirmed: true, ListenerConfirmed: true},
+		{ID: idB, Status: fleet.StatusPending, EdgeManaged: true, ListenerConfirmed: true},
+	}
+	if !reflect.DeepEqual(out.changed, want) {
+		t.Errorf("changed: got %+v, want %+v", out.changed, want)
+	}
+	if len(out.activated) != 1 || out.activated[0].ID != idA {
+		t.Errorf("activated: got %v, want only %s", out.activated, idA)
+	}
+}
+
+func TestRetry(t *testing.T) {
+	ctx := context.Background()
+	s := &Store{}
+	for _, code := range []string{"40001", "40P01", "55P03"} {
+		runs := 0
+		err := s.retry(ctx, func() error {
+			if runs++; runs < 3 {
+				return &pgconn.PgError{Code: code}
+			}
+			return nil
+		})
+		if err != nil || runs != 3 {
+			t.Errorf("%s: got %v after %d runs, want success after 3", code, err, runs)
+		}
+	}
+	if got := s.Retries(); got != 6 {
+		t.Errorf("retries counted: got %d, want 6", got)
+	}
+	// A failure a retry cannot cure is returned at once.
+	runs := 0
+	unique := &pgconn.PgError{Code: "23505"}
+	if err := s.retry(ctx, func() error { runs++; return unique }); !errors.Is(err, unique) || runs != 1 {
+		t.Errorf("unique violation: got %v after %d runs, want it after 1", err, runs)
+	}
+	// Retries are bounded.
+	runs = 0
+	start := time.Now()
+	deadlock := &pgconn.PgError{Code: "40P01"}
+	if err := s.retry(ctx, func() error { runs++; return deadlock }); !errors.Is(err, deadlock) || runs != maxAttempts {
+		t.Errorf("lasting deadlock: got %v after %d runs, want it after %d", err, runs, maxAttempts)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("bounded backoff took %s", d)
+	}
+}
