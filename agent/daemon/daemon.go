@@ -1,11 +1,15 @@
 // Package daemon is the agent's long-running service: it keeps the link to
 // the controller, remembers the newest desired set, and reconciles the
-// router's NAT rules with it on every set, at the next expiry on its own
-// clock, after reconnecting to the router and periodically.
+// router's NAT rules with it on every set, at the next expiry, after
+// reconnecting to the router and periodically.
+//
+// Expiry is decided on the controller's clock, as told by the sets' SentAt
+// (clock.go), not on the router's, which may be hours off after a reboot.
 //
 // It fails closed: a forward's rules are removed at its expiry also while the
 // controller is unreachable, and after a restart (the expiry is in the
-// rule's comment) even before the controller has sent a set.
+// rule's comment) even before the controller has sent a set, then on the
+// router's own clock.
 package daemon
 
 import (
@@ -43,7 +47,10 @@ type Config struct {
 	Router routeros.Config
 	// Version is the agent's version, reported to the controller.
 	Version string
-	// Now reads the clock; nil means time.Now.
+	// Now reads the agent's own clock; nil means time.Now. Its readings
+	// should carry a monotonic reading, as time.Now's do (and times derived
+	// from them with Add): the controller's time is the newest set's SentAt
+	// plus the time elapsed since it arrived, measured on this clock.
 	Now func() time.Time
 	// Resync is the longest time between two passes; zero means
 	// DefaultResync.
@@ -77,6 +84,7 @@ type Daemon struct {
 	url     string
 	wake    chan struct{} // a pass is wanted; holds at most one request
 	reports chan *syncproto.Report
+	clock   *controllerClock // the controller's time, for expiry
 
 	mu      sync.Mutex
 	desired *syncproto.Desired // newest set received; nil before the first
@@ -100,6 +108,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg: cfg, url: url,
 		wake:    make(chan struct{}, 1),
 		reports: make(chan *syncproto.Report, 1),
+		clock:   &controllerClock{own: cfg.Now, log: cfg.Logger},
 	}, nil
 }
 
@@ -130,13 +139,19 @@ func (d *Daemon) hello() *syncproto.Hello {
 }
 
 // setDesired keeps a set unless it is older than the one held (a delayed
-// message), and asks for a pass.
+// message), takes the controller's clock from the set kept, and asks for a
+// pass.
 func (d *Daemon) setDesired(s *syncproto.Desired) {
+	received := d.cfg.Now()
 	d.mu.Lock()
-	if d.desired == nil || s.Revision >= d.desired.Revision {
+	keep := d.desired == nil || s.Revision >= d.desired.Revision
+	if keep {
 		d.desired = s
 	}
 	d.mu.Unlock()
+	if keep {
+		d.clock.observe(s.SentAt, received)
+	}
 	d.poke()
 }
 
@@ -199,7 +214,7 @@ func (d *Daemon) reconcileLoop(ctx context.Context) {
 			retry.Reset()
 		}
 		if !next.IsZero() {
-			if until := next.Sub(d.cfg.Now()); until < wait {
+			if until := next.Sub(d.clock.now()); until < wait {
 				wait = max(until, 0)
 			}
 		}
@@ -222,6 +237,11 @@ func (d *Daemon) pass(ctx context.Context, client **routeros.Client) (time.Time,
 	d.mu.Lock()
 	rep.Router = d.system
 	d.mu.Unlock()
+	d.clock.watch()
+	if offset, ok := d.clock.offset(); ok {
+		ms := offset.Milliseconds()
+		rep.ClockOffsetMillis = &ms
+	}
 	d.report(rep)
 	return next, err
 }
@@ -247,8 +267,7 @@ func (d *Daemon) apply(ctx context.Context, client **routeros.Client, desired *s
 	if err != nil {
 		return time.Time{}, err
 	}
-	now := d.cfg.Now()
-	plan := reconcile.Compute(desired, rules, now)
+	plan := reconcile.Compute(desired, rules, d.clock.now())
 	out, err := c.Apply(ctx, plan)
 	if err != nil {
 		return plan.Next, err

@@ -36,7 +36,8 @@ type world struct {
 	ros        *routerostest.Server
 	ctrl       *httptest.Server
 	hub        *hub.Hub
-	agentTLS   *tls.Config // how the agent verifies the controller; nil: system roots
+	agentTLS   *tls.Config      // how the agent verifies the controller; nil: system roots
+	agentClock func() time.Time // the agent's (router's) clock; nil: time.Now
 	stopAgent  context.CancelFunc
 	agentDone  chan struct{}
 }
@@ -117,6 +118,7 @@ func (w *world) startAgent(controllerURL string) {
 		ControllerTLS: w.agentTLS,
 		Router:        routeros.Config{Address: w.ros.Addr(), User: "tpf", Password: "s3cret", Timeout: 2 * time.Second},
 		Version:       "test",
+		Now:           w.agentClock,
 		Resync:        200 * time.Millisecond,
 		Heartbeat:     time.Second,
 	})
@@ -140,7 +142,7 @@ func (w *world) killAgent() {
 
 func (w *world) create(created time.Time, minutes int, masquerade bool) fleet.Forward {
 	w.t.Helper()
-	f, err := w.st.CreateForward(context.Background(), w.p, w.router, fleet.NewForward{
+	f, err := w.st.CreateForward(context.Background(), w.p, w.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Duration(minutes) * time.Minute, Masquerade: masquerade,
 	}, created)
@@ -341,7 +343,7 @@ func TestRefusedForward(t *testing.T) {
 	w.startAgent(w.ctrl.URL)
 	ctx := context.Background()
 	// The store trusts its caller; the API would refuse this address.
-	f, err := w.st.CreateForward(ctx, w.p, w.router, fleet.NewForward{
+	f, err := w.st.CreateForward(ctx, w.p, w.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("169.254.169.254"), DstPort: 80,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Hour,
 	}, time.Now().UTC().Truncate(time.Second))

@@ -226,14 +226,23 @@ func (e *Edge) holdLocked(l syncproto.Listener, now time.Time) error {
 	return nil
 }
 
-// expire closes a forward's listener and cuts its connections at its expiry.
+// expire closes a forward's listener and cuts its connections at its expiry
+// on the edge's clock (cfg.Now). The timer runs on real time: one that fires
+// before the expiry by that clock (a clock set back, an expiry extended
+// meanwhile) is armed again for what is left.
 func (e *Edge) expire(port uint16, id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if h := e.forwards[port]; h != nil && h.l.ID == id {
-		e.cfg.Logger.Info("forward expired", "forward", id, "port", port)
-		e.dropLocked(port, h)
+	h := e.forwards[port]
+	if h == nil || h.l.ID != id {
+		return
 	}
+	if left := h.l.ExpiresAt.Sub(e.cfg.Now()); left > 0 {
+		h.expiry.Reset(left)
+		return
+	}
+	e.cfg.Logger.Info("forward expired", "forward", id, "port", port)
+	e.dropLocked(port, h)
 }
 
 // dropLocked stops listening on port and cuts the forward's connections.

@@ -7,11 +7,20 @@
 // periodically. Applying a set twice changes nothing. The agent answers each
 // set it applied with a Report. Unknown fields are ignored in both
 // directions, and a message a side cannot parse is reported, not fatal.
+// Decode refuses a message with a NUL character (U+0000) in any string:
+// PostgreSQL cannot store one, so it is stopped at the boundary.
+//
+// Time: the edge enforces expiry on its own clock. The agent enforces it on
+// the controller's: routers often have no battery-backed clock and run off
+// until NTP answers, so the agent tells the controller's time as the newest
+// Desired.SentAt plus the time elapsed since it arrived, and reports how far
+// its own clock is off in Report.ClockOffsetMillis.
 //
 // It imports only the standard library.
 package syncproto
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,8 +92,9 @@ type Desired struct {
 	// src-address of its rules.
 	EdgeAddress netip.Addr `json:"edge_address"`
 	Forwards    []Forward  `json:"forwards"`
-	// SentAt is the controller's clock when it sent the set (information
-	// only: every side enforces expiry on its own clock).
+	// SentAt is the controller's clock when it sent the set. The agent
+	// decides expiry on the controller's time derived from it (see the
+	// package comment); zero leaves the agent's estimate unchanged.
 	SentAt time.Time `json:"sent_at"`
 }
 
@@ -165,6 +175,12 @@ type Report struct {
 	// Error is a failure of the whole pass (router unreachable, login
 	// refused), empty when the pass ran.
 	Error string `json:"error,omitempty"`
+	// ClockOffsetMillis is the agent's wall clock minus the controller's,
+	// in milliseconds (positive: the router's clock is ahead), measured
+	// from the SentAt of the sets received; nil while unknown (no set
+	// received since the agent started) and from edges. It is good to about
+	// a second: SentAt is in whole seconds and ignores transit time.
+	ClockOffsetMillis *int64 `json:"clock_offset_ms,omitempty"`
 }
 
 // Result states.
@@ -172,7 +188,7 @@ const (
 	StateApplied = "applied" // the forward's rules are in place
 	StateRefused = "refused" // the agent's own checks refused it; Error says why
 	StateFailed  = "failed"  // the router refused or failed; retried next pass
-	StateExpired = "expired" // its expiry passed on the agent's clock
+	StateExpired = "expired" // its expiry passed (agent: on the controller's clock)
 )
 
 // Result is the outcome for one forward.
@@ -213,9 +229,13 @@ func Encode(body any) ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// Decode parses one message. It fails on malformed JSON, a newer version,
-// an unknown type or a type without its body.
+// Decode parses one message. It fails on malformed JSON, a string holding
+// a NUL character, a newer version, an unknown type or a type without its
+// body.
 func Decode(data []byte) (Envelope, error) {
+	if hasNUL(data) {
+		return Envelope{}, errors.New(`syncproto: a string holds a NUL character (\u0000), which PostgreSQL cannot store`)
+	}
 	var e Envelope
 	if err := json.Unmarshal(data, &e); err != nil {
 		return Envelope{}, fmt.Errorf("syncproto: %w", err)
@@ -244,6 +264,30 @@ func Decode(data []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("syncproto: %s message without its body", e.Type)
 	}
 	return e, nil
+}
+
+// hasNUL reports whether the JSON text data writes a NUL character: the
+// escape \u0000 in a string. (A raw NUL byte is not valid JSON, and
+// Unmarshal refuses it.) An escape starts at a backslash preceded by an
+// even number of backslashes: in "\\u0000" the first two are one escaped
+// backslash, followed by plain text.
+func hasNUL(data []byte) bool {
+	esc := []byte(`\u0000`)
+	for i := 0; ; {
+		j := bytes.Index(data[i:], esc)
+		if j < 0 {
+			return false
+		}
+		j += i
+		n := 0 // backslashes right before this one
+		for k := j - 1; k >= 0 && data[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 // URL turns a controller's base URL (http, https, ws or wss, with an

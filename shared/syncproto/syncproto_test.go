@@ -14,12 +14,13 @@ import (
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	offset := int64(-10_800_250)
 	bodies := []any{
 		&syncproto.Hello{AgentVersion: "v1", Router: syncproto.Router{RouterOSVersion: "7.18.2", Board: "RB5009", Identity: "hq"}},
 		&syncproto.Desired{Revision: 7, TunnelAddress: netip.MustParseAddr("10.99.0.2"), EdgeAddress: netip.MustParseAddr("10.99.0.1"),
 			Forwards: []syncproto.Forward{{ID: "9c56202d-c388-484d-ac9a-7677f24f1f18", Port: 49159, DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22, ExpiresAt: at, Masquerade: true}},
 			SentAt:   at},
-		&syncproto.Report{Revision: 7, AgentVersion: "v1", Results: []syncproto.Result{{ID: "x", State: syncproto.StateRefused, Error: "loopback"}}, Present: []string{"y"}, Error: "e"},
+		&syncproto.Report{Revision: 7, AgentVersion: "v1", Results: []syncproto.Result{{ID: "x", State: syncproto.StateRefused, Error: "loopback"}}, Present: []string{"y"}, Error: "e", ClockOffsetMillis: &offset},
 		&syncproto.Error{Message: "bad"},
 		&syncproto.Listeners{Revision: 3, Region: "eu1", SentAt: at, Listeners: []syncproto.Listener{{ID: "x", Port: 49159,
 			Allow: netip.MustParsePrefix("81.2.69.0/24"), Target: netip.MustParseAddrPort("10.99.0.2:49159"), ExpiresAt: at,
@@ -86,8 +87,53 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 }
 
+// TestDecodeRefusesNUL: a NUL character in any string is refused; an
+// escaped backslash followed by "u0000" is plain text and passes.
+func TestDecodeRefusesNUL(t *testing.T) {
+	t.Parallel()
+	refused := map[string]string{
+		"in an error message": `{"type":"report","v":1,"report":{"revision":1,"results":[{"id":"a","state":"failed","error":"bad\u0000"}],"present":[]}}`,
+		"in an id":            `{"type":"report","v":1,"report":{"revision":1,"results":[],"present":["a\u0000b"]}}`,
+		"in a version":        `{"type":"hello","v":1,"hello":{"agent_version":"\u0000","router":{}}}`,
+		"in an unknown field": `{"type":"error","v":1,"error":{"message":"m"},"extra":"\u0000"}`,
+		"in a key":            `{"type":"error","v":1,"error":{"message":"m","\u0000":1}}`,
+		"after an escape":     `{"type":"error","v":1,"error":{"message":"\"\u0000"}}`,
+		"after a backslash":   `{"type":"error","v":1,"error":{"message":"\\\u0000"}}`,
+		"at the start":        `{"type":"error","v":1,"error":{"message":"\u0000x"}}`,
+		"after a literal":     `{"type":"error","v":1,"error":{"message":"\\u0000\u0000"}}`,
+		"raw NUL byte":        "{\"type\":\"error\",\"v\":1,\"error\":{\"message\":\"a\x00b\"}}",
+		"raw NUL outside":     "{\"type\":\"error\",\"v\":1,\"error\":{\"message\":\"ab\"}}\x00",
+	}
+	for name, in := range refused {
+		_, err := syncproto.Decode([]byte(in))
+		if err == nil {
+			t.Errorf("%s: %s: got no error", name, in)
+		}
+		if strings.Contains(in, `\u0000`) && (err == nil || !strings.Contains(err.Error(), "NUL")) {
+			t.Errorf("%s: got %v, want an error naming NUL", name, err)
+		}
+	}
+	passed := map[string]string{
+		`\u0000`:     `{"type":"error","v":1,"error":{"message":"\\u0000"}}`,
+		`a\\u0000`:   `{"type":"error","v":1,"error":{"message":"a\\\\u0000"}}`,
+		"\x01":       `{"type":"error","v":1,"error":{"message":"\u0001"}}`,
+		`u0000`:      `{"type":"error","v":1,"error":{"message":"u0000"}}`,
+		"\u2400 (␀)": `{"type":"error","v":1,"error":{"message":"\u2400 (␀)"}}`,
+	}
+	for want, in := range passed {
+		msg, err := syncproto.Decode([]byte(in))
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if msg.Error.Message != want {
+			t.Errorf("%s: got message %q, want %q", in, msg.Error.Message, want)
+		}
+	}
+}
+
 // FuzzDecode: decoding never panics, and whatever decodes encodes again to
-// something that decodes to the same message.
+// something that decodes to the same message (so holds no NUL).
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"hello","v":1,"hello":{"agent_version":"v","router":{"board":"b"}}}`,
@@ -96,6 +142,9 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"error","v":1,"error":{"message":"x"}}`,
 		`{"type":"desired","v":1,"desired":null}`,
 		`[]`, `null`, `{}`,
+		`{"type":"error","v":1,"error":{"message":"\u0000"}}`,
+		`{"type":"error","v":1,"error":{"message":"\\u0000"}}`,
+		`{"type":"report","v":1,"report":{"revision":1,"results":[],"present":[],"clock_offset_ms":-5000}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -126,6 +175,8 @@ func FuzzDecode(f *testing.F) {
 			}
 			t.Fatalf("re-encode %+v: %v", body, err)
 		}
+		// A NUL that got through Decode is written back as \u0000 and
+		// fails here.
 		again, err := syncproto.Decode(b)
 		if err != nil || again.Type != msg.Type {
 			t.Fatalf("re-decode %s: %v", b, err)
