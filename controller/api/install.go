@@ -19,10 +19,11 @@ import (
 // Issuing that token rotates the router's agent token, exactly like
 // POST /api/routers/{id}/agent-token: the previous token stops working at
 // once, the agent connected with it is disconnected, and every script
-// fetched before stops working. So, although a GET, each fetch changes
-// state; fetch the script when about to run it. Forwards are untouched.
+// issued before stops working. That is why it is a POST (a GET answers 405):
+// a prefetch or a replayed link must not disconnect an agent. Issue the
+// script when about to run it. Forwards are untouched.
 //
-// Query parameters, all optional: host (the off-router variant: the
+// Query parameters (no request body), all optional: host (the off-router variant: the
 // agent runs on that Linux host, for MIPS routers), subnet (container
 // network, default 172.31.254.0/30), disk (e.g. usb1), image_url (where the
 // router downloads the image archive; default: uploaded by hand), arch

@@ -17,7 +17,7 @@ var scriptToken = regexp.MustCompile(`:set \(\$env->"TPF_AGENT_TOKEN"\) "([^"]+)
 
 func (e *env) installScript(query, token string) response {
 	e.t.Helper()
-	return e.do("GET", "/api/routers/"+e.router.String()+"/install-script"+query, token, nil)
+	return e.do("POST", "/api/routers/"+e.router.String()+"/install-script"+query, token, nil)
 }
 
 // agentToken gives the router an agent token, as if its agent held one.
@@ -123,6 +123,23 @@ func TestInstallScript(t *testing.T) {
 	}
 }
 
+// Issuing a script rotates the agent token, so a GET (a prefetch, a
+// replayed link) must not: it answers 405 and leaves the agent connected.
+func TestInstallScriptIsNotAGet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, api.Config{})
+	tok := e.agentToken()
+	for _, method := range []string{"GET", "HEAD", "PUT"} {
+		res := e.do(method, "/api/routers/"+e.router.String()+"/install-script", e.token, nil)
+		if res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") != "POST" {
+			t.Errorf("%s: got %d Allow %q, want 405 Allow POST", method, res.status, res.header.Get("Allow"))
+		}
+	}
+	if !e.agentWorks(tok) {
+		t.Error("a GET of the install script rotated the agent token; only a POST may")
+	}
+}
+
 func TestInstallScriptRefusals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, api.Config{})
@@ -135,7 +152,7 @@ func TestInstallScriptRefusals(t *testing.T) {
 	if res := e.installScript("", other); res.status != http.StatusNotFound {
 		t.Errorf("another account's router: got %d %s, want 404", res.status, res.body)
 	}
-	if res := e.do("GET", "/api/routers/not-a-uuid/install-script", e.token, nil); res.status != http.StatusNotFound {
+	if res := e.do("POST", "/api/routers/not-a-uuid/install-script", e.token, nil); res.status != http.StatusNotFound {
 		t.Errorf("bad router id: got %d, want 404", res.status)
 	}
 	for _, q := range []string{"?subnet=nope", "?subnet=172.31.254.0/31", "?arch=mipsbe", "?host=fd00::1", "?disk=../x", "?image_url=ftp://x", "?routeros_user=admin"} {
@@ -183,7 +200,7 @@ func TestInstallScriptOptions(t *testing.T) {
 func TestInstallScriptForwardedProto(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, api.Config{})
-	req, err := http.NewRequest("GET", e.srv.URL+"/api/routers/"+e.router.String()+"/install-script", nil)
+	req, err := http.NewRequest("POST", e.srv.URL+"/api/routers/"+e.router.String()+"/install-script", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/subtle"
 	"net/http"
-	"time"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
@@ -37,7 +36,7 @@ func (s *server) observeRequests(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start := s.cfg.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		code := rec.status
@@ -47,6 +46,6 @@ func (s *server) observeRequests(next http.Handler) http.Handler {
 		case 0:
 			code = http.StatusOK // nothing written: net/http answers 200
 		}
-		s.cfg.Metrics.ObserveRequest(r.Method, r.Pattern, code, time.Since(start))
+		s.cfg.Metrics.ObserveRequest(r.Method, r.Pattern, code, s.cfg.Now().Sub(start))
 	})
 }

@@ -31,7 +31,7 @@ func (s *server) auth(h authedHandler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		if !s.limiter.allow(w, p.TokenID.String(), time.Now()) {
+		if !s.limiter.allow(w, p.TokenID.String(), s.cfg.Now()) {
 			writeJSON(w, http.StatusTooManyRequests, message{"Too Many Attempts."})
 			return
 		}
@@ -148,7 +148,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // tokens stay out of the log.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start := s.cfg.Now()
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
 			id = newRequestID()
@@ -159,7 +159,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", id), slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)))
+			slog.Duration("duration", s.cfg.Now().Sub(start)))
 	})
 }
 

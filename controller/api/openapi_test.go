@@ -623,8 +623,30 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 
 	// Agent token and install script.
 	d.want(201, e, "POST", router+"/agent-token", e.token, nil)
-	d.want(200, e, "GET", router+"/install-script?arch=arm64&disk=usb1", e.token, nil)
-	d.want(422, e, "GET", router+"/install-script?host=nowhere", e.token, nil)
+	d.want(200, e, "POST", router+"/install-script?arch=arm64&disk=usb1", e.token, nil)
+	d.want(422, e, "POST", router+"/install-script?host=nowhere", e.token, nil)
+
+	// API tokens: issue, list, revoke (twice), and a token revoking itself.
+	tokenBody := map[string]any{"name": "ci"}
+	d.checkRequest("POST", "/api/tokens", tokenBody)
+	ci := decode[struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}](t, d.want(201, e, "POST", "/api/tokens", e.token, tokenBody).body)
+	d.want(422, e, "POST", "/api/tokens", e.token, map[string]any{"name": strings.Repeat("x", 65)})
+	d.want(400, e, "POST", "/api/tokens", e.token, "[]")
+	d.want(413, e, "POST", "/api/tokens", e.token, `{"name": "`+strings.Repeat("x", 70<<10)+`"}`)
+	d.want(200, e, "GET", "/api/tokens", e.token, nil)
+	d.want(204, e, "DELETE", "/api/tokens/"+ci.ID, e.token, nil)
+	d.want(204, e, "DELETE", "/api/tokens/"+ci.ID, e.token, nil) // harmless again
+	d.want(404, e, "DELETE", "/api/tokens/"+uuid.NewString(), e.token, nil)
+	d.want(404, e, "DELETE", "/api/tokens/not-a-uuid", e.token, nil)
+	self := decode[struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}](t, d.want(201, e, "POST", "/api/tokens", e.token, map[string]any{"name": "self"}).body)
+	d.want(204, e, "DELETE", "/api/tokens/"+self.ID, self.Token, nil)
+	d.want(401, e, "GET", "/api/tokens", self.Token, nil)
 
 	// The peers' websockets: a real agent and edge, then refused handshakes.
 	d.dial(e, syncproto.AgentPath, r2.AgentToken)
@@ -735,7 +757,8 @@ func TestOpenAPIEnumsMatchFleet(t *testing.T) {
 		t.Errorf("Forward.status: got %v, want %v", got, statuses)
 	}
 	actions := sorted([]string{fleet.ActionForwardCreate, fleet.ActionForwardRevoke, fleet.ActionForwardExpire,
-		fleet.ActionRouterCreate, fleet.ActionRouterDelete, fleet.ActionAgentTokenRotate})
+		fleet.ActionRouterCreate, fleet.ActionRouterDelete, fleet.ActionAgentTokenRotate,
+		fleet.ActionTokenCreate, fleet.ActionTokenRevoke})
 	if got := enum("AuditEvent", "action"); !slices.Equal(got, actions) {
 		t.Errorf("AuditEvent.action: got %v, want %v", got, actions)
 	}

@@ -36,6 +36,11 @@ type agentJSON struct {
 	AppliedRevision int64   `json:"applied_revision"`
 	InSync          bool    `json:"in_sync"`
 	LastError       string  `json:"last_error"`
+	// ClockOffsetMs is how far the router's clock is ahead of the
+	// controller's (negative: behind), as the agent measured it; null while
+	// unknown. ClockOff says it is off by more than fleet.ClockWarnAfter.
+	ClockOffsetMs *int64 `json:"clock_offset_ms"`
+	ClockOff      bool   `json:"clock_off"`
 }
 
 func toRouterJSON(r fleet.Router, now time.Time) routerJSON {
@@ -48,8 +53,17 @@ func toRouterJSON(r fleet.Router, now time.Time) routerJSON {
 			AgentVersion: a.AgentVersion, RouterOSVersion: a.RouterOSVersion, Board: a.Board, Identity: a.Identity,
 			DesiredRevision: r.Revision, AppliedRevision: a.AppliedRevision,
 			InSync: a.AppliedRevision >= r.Revision, LastError: a.LastError,
+			ClockOffsetMs: durationMillis(a.ClockOffset), ClockOff: a.ClockOff(),
 		},
 	}
+}
+
+func durationMillis(d *time.Duration) *int64 {
+	if d == nil {
+		return nil
+	}
+	ms := d.Milliseconds()
+	return &ms
 }
 
 func (s *server) handleRouterList() authedHandler {

@@ -29,8 +29,14 @@ func (s *server) routes(mux *http.ServeMux) {
 
 	mux.Handle("POST /api/routers/{router_id}/agent-token", s.auth(s.handleAgentTokenRotate()))
 	mux.Handle("/api/routers/{router_id}/agent-token", methodNotAllowed("POST"))
-	mux.Handle("GET /api/routers/{router_id}/install-script", s.auth(s.handleInstallScript()))
-	mux.Handle("/api/routers/{router_id}/install-script", methodNotAllowed("GET"))
+	mux.Handle("POST /api/routers/{router_id}/install-script", s.auth(s.handleInstallScript()))
+	mux.Handle("/api/routers/{router_id}/install-script", methodNotAllowed("POST"))
+
+	mux.Handle("GET /api/tokens", s.auth(s.handleTokenList()))
+	mux.Handle("POST /api/tokens", s.auth(s.handleTokenCreate()))
+	mux.Handle("/api/tokens", methodNotAllowed("GET, POST"))
+	mux.Handle("DELETE /api/tokens/{id}", s.auth(s.handleTokenRevoke()))
+	mux.Handle("/api/tokens/{id}", methodNotAllowed("DELETE"))
 
 	mux.Handle("GET /api/regions", s.auth(s.handleRegionList()))
 	mux.Handle("/api/regions", methodNotAllowed("GET"))

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
@@ -24,7 +27,7 @@ func withStore(ctx context.Context, getenv Env, fn func(*pgxpool.Pool, *store.St
 	if url == "" {
 		return fmt.Errorf("DATABASE_URL is not set: point it at the PostgreSQL database")
 	}
-	pool, err := openPool(ctx, url)
+	pool, err := openPool(ctx, url, store.PoolConfig{MaxConns: 2})
 	if err != nil {
 		return err
 	}
@@ -94,12 +97,52 @@ func runAccount(ctx context.Context, args []string, getenv Env, stdout io.Writer
 }
 
 func runToken(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError("token takes create ACCOUNT [--name NAME]")
+	if len(args) == 0 {
+		return usageError("token takes create ACCOUNT [--name NAME], list ACCOUNT or revoke ACCOUNT NAME-OR-ID")
 	}
+	switch args[0] {
+	case "create":
+		return runTokenCreate(ctx, args[1:], getenv, stdout)
+	case "list":
+		if err := wantArgs("token list", args[1:], "ACCOUNT"); err != nil {
+			return err
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			acc, err := st.Account(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			list, err := st.Tokens(ctx, acc.ID)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tCREATED\tREVOKED")
+			for _, t := range list {
+				revoked := "-"
+				if t.RevokedAt != nil {
+					revoked = t.RevokedAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.ID, t.CreatedAt.Format(time.RFC3339), revoked)
+			}
+			return tw.Flush()
+		})
+	case "revoke":
+		if err := wantArgs("token revoke", args[1:], "ACCOUNT", "NAME-OR-ID"); err != nil {
+			return err
+		}
+		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
+			return revokeToken(ctx, st, args[1], args[2], stdout)
+		})
+	default:
+		return usageError("unknown token command %q", args[0])
+	}
+}
+
+func runTokenCreate(ctx context.Context, args []string, getenv Env, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	name := fs.String("name", "", "a name for the token (default: token-<date>)")
-	rest, err := parseArgs(fs, args[1:])
+	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -110,14 +153,81 @@ func runToken(ctx context.Context, args []string, getenv Env, stdout io.Writer) 
 	if *name == "" {
 		*name = "token-" + t.Format("20060102-150405")
 	}
+	if err := checkTokenName(*name); err != nil {
+		return err
+	}
 	return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
-		secret, err := st.CreateToken(ctx, rest[0], *name, t)
+		acc, err := st.Account(ctx, rest[0])
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Created token %s for account %s, shown only now:\n%s\n", *name, rest[0], secret)
+		tok, secret, err := st.IssueToken(ctx, acc.ID, fleet.ActorAdmin, *name, t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Created token %s (%s) for account %s, shown only now:\n%s\n", tok.Name, tok.ID, acc.Name, secret)
 		return nil
 	})
+}
+
+// checkTokenName applies the API's rules for token names.
+func checkTokenName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return usageError("--name: a token name must not be blank")
+	case len(name) > fleet.MaxTokenName:
+		return usageError("--name: a token name is at most %d bytes", fleet.MaxTokenName)
+	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
+		return usageError("--name: a token name must not contain control characters")
+	}
+	return nil
+}
+
+// revokeToken revokes the account's token with the id or name ref. A name
+// must pick out one token that is not revoked yet; a token already revoked
+// is reported, not an error, like the API's repeated DELETE.
+func revokeToken(ctx context.Context, st *store.Store, account, ref string, stdout io.Writer) error {
+	acc, err := st.Account(ctx, account)
+	if err != nil {
+		return err
+	}
+	id, err := uuid.Parse(ref)
+	if err != nil {
+		list, err := st.Tokens(ctx, acc.ID)
+		if err != nil {
+			return err
+		}
+		var live, revoked []fleet.APIToken
+		for _, t := range list {
+			switch {
+			case t.Name != ref:
+			case t.RevokedAt == nil:
+				live = append(live, t)
+			default:
+				revoked = append(revoked, t)
+			}
+		}
+		switch {
+		case len(live) > 1:
+			return usageError("account %s has %d live tokens named %q: revoke one by its id (tpf-controller token list %s)", acc.Name, len(live), ref, acc.Name)
+		case len(live) == 1:
+			id = live[0].ID
+		case len(revoked) > 0:
+			id = revoked[len(revoked)-1].ID
+		default:
+			return fmt.Errorf("token %q of account %s: %w", ref, acc.Name, fleet.ErrNotFound)
+		}
+	}
+	tok, revoked, err := st.RevokeToken(ctx, acc.ID, fleet.ActorAdmin, id, now())
+	if err != nil {
+		return err
+	}
+	if !revoked {
+		fmt.Fprintf(stdout, "Token %s (%s) of account %s was already revoked at %s.\n", tok.Name, tok.ID, acc.Name, tok.RevokedAt.Format(time.RFC3339))
+		return nil
+	}
+	fmt.Fprintf(stdout, "Revoked token %s (%s) of account %s; its web sessions are over.\n", tok.Name, tok.ID, acc.Name)
+	return nil
 }
 
 var regionID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

@@ -42,6 +42,9 @@ Usage:
   tpf-controller account list
   tpf-controller token create ACCOUNT [--name NAME]
                                         add an API token to an account (rotation)
+  tpf-controller token list ACCOUNT     list the account's API tokens, revoked ones too
+  tpf-controller token revoke ACCOUNT NAME-OR-ID
+                                        revoke an API token; its web sessions end
   tpf-controller region add ID --entry-point HOST --ports MIN-MAX --edge-tunnel-address IP
   tpf-controller region list
   tpf-controller region token ID        issue the region's edge token (replaces the old one); prints it last

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 )
 
@@ -53,9 +59,11 @@ func TestAdminCommands(t *testing.T) {
 	if err != nil || !strings.HasPrefix(lastLine(out), "tpf_") || lastLine(out) == token {
 		t.Errorf("token create: got %q, %v, want a new token last", out, err)
 	}
+	ciToken := lastLine(out)
 	if _, err := run(t, env, "token", "create", "nobody"); err == nil {
 		t.Error("token for unknown account: got no error")
 	}
+	testTokenCommands(t, env, ciToken)
 
 	if _, err := run(t, env, "region", "add", "us-east1", "--entry-point", "us-east1.example.net", "--ports", "49152-65535", "--edge-tunnel-address", "10.99.0.1"); err != nil {
 		t.Fatalf("region add: %v", err)
@@ -83,6 +91,13 @@ func TestUsageErrors(t *testing.T) {
 		{"region", "add", "eu1", "--entry-point", "x", "--ports", "1-70000", "--edge-tunnel-address", "10.0.0.1"},
 		{"region", "add", "eu1", "--entry-point", "x", "--edge-tunnel-address", "10.0.0.01"},
 		{"region", "add", "eu1", "--edge-tunnel-address", "10.0.0.1"},
+		{"token"},
+		{"token", "frobnicate", "acme"},
+		{"token", "list"},
+		{"token", "revoke", "acme"},
+		{"token", "create", "acme", "--name", " "},
+		{"token", "create", "acme", "--name", strings.Repeat("x", 65)},
+		{"token", "create", "acme", "--name", "a\tb"},
 		{"serve", "extra"},
 		{"serve", "--bogus"},
 	}
@@ -197,3 +212,86 @@ func TestQuickstartServes(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testTokenCommands lists and revokes acme's tokens ("default" and "ci",
+// whose secret is ciToken) and checks the audit log.
+func testTokenCommands(t *testing.T, env map[string]string, ciToken string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	p, err := st.Authenticate(ctx, ciToken)
+	if err != nil {
+		t.Fatalf("the created token does not authenticate: %v", err)
+	}
+
+	out, err := run(t, env, "token", "list", "acme")
+	if err != nil {
+		t.Fatalf("token list: %v", err)
+	}
+	rows := tokenRows(out)
+	if len(rows) != 2 || !strings.HasSuffix(rows["default"], " -") || !strings.Contains(rows["ci"], p.TokenID.String()) || !strings.HasSuffix(rows["ci"], " -") {
+		t.Errorf("token list: got\n%s\nwant default and ci (with its id), neither revoked", out)
+	}
+	if strings.Contains(out, ciToken) {
+		t.Error("token list shows a secret")
+	}
+
+	out, err = run(t, env, "token", "revoke", "acme", "ci")
+	if err != nil || !strings.Contains(out, "Revoked token ci") {
+		t.Errorf("token revoke by name: got %q, %v", out, err)
+	}
+	if _, err := st.Authenticate(ctx, ciToken); !errors.Is(err, fleet.ErrUnauthenticated) {
+		t.Errorf("revoked token authenticates: got %v, want ErrUnauthenticated", err)
+	}
+	out, err = run(t, env, "token", "revoke", "acme", p.TokenID.String())
+	if err != nil || !strings.Contains(out, "already revoked") {
+		t.Errorf("token revoke again, by id: got %q, %v, want already revoked", out, err)
+	}
+	out, _ = run(t, env, "token", "list", "acme")
+	if rows := tokenRows(out); len(rows) != 2 || strings.HasSuffix(rows["ci"], " -") || !strings.HasSuffix(rows["default"], " -") {
+		t.Errorf("token list after revoke: got\n%s\nwant ci revoked", out)
+	}
+	for _, ref := range []string{"nosuch", uuid.NewString()} {
+		if _, err := run(t, env, "token", "revoke", "acme", ref); !errors.Is(err, fleet.ErrNotFound) {
+			t.Errorf("token revoke %s: got %v, want not found", ref, err)
+		}
+	}
+	if _, err := run(t, env, "token", "revoke", "nobody", "ci"); !errors.Is(err, fleet.ErrNotFound) {
+		t.Errorf("token revoke for unknown account: got %v, want not found", err)
+	}
+	// Two live tokens of one name: the name is ambiguous.
+	run(t, env, "token", "create", "acme", "--name", "twin")
+	run(t, env, "token", "create", "acme", "--name", "twin")
+	if _, err := run(t, env, "token", "revoke", "acme", "twin"); !ErrUsage(err) {
+		t.Errorf("token revoke of an ambiguous name: got %v, want a usage error", err)
+	}
+
+	events, err := st.AuditEvents(ctx, p.AccountID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, ev := range events {
+		if ev.Actor == fleet.ActorAdmin {
+			counts[ev.Action]++
+		}
+	}
+	if counts[fleet.ActionTokenCreate] != 3 || counts[fleet.ActionTokenRevoke] != 1 {
+		t.Errorf("audit log: got %v by %q, want 3 %s and 1 %s", counts, fleet.ActorAdmin, fleet.ActionTokenCreate, fleet.ActionTokenRevoke)
+	}
+}
+
+// tokenRows maps the names of token list's rows to the rows.
+func tokenRows(out string) map[string]string {
+	rows := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		name, _, _ := strings.Cut(line, " ")
+		rows[name] = strings.TrimSpace(line)
+	}
+	return rows
+}

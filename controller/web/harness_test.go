@@ -132,6 +132,34 @@ func (e *env) signIn() string {
 	return csrfOf(e.t, page.body)
 }
 
+// sessionID is the client's session cookie's value.
+func (e *env) sessionID() string {
+	e.t.Helper()
+	u, err := url.Parse(e.srv.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, c := range e.client.Jar.Cookies(u) {
+		if c.Name == "tpf_session" {
+			return c.Value
+		}
+	}
+	e.t.Fatal("the client holds no tpf_session cookie")
+	return ""
+}
+
+// sessionStored reports whether the database holds the session with id.
+func (e *env) sessionStored(id string) bool {
+	e.t.Helper()
+	var n int
+	err := e.fleet.Pool.QueryRow(context.Background(),
+		"select count(*) from web_sessions where id_hash = sha256(convert_to($1, 'UTF8'))", id).Scan(&n)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n > 0
+}
+
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func csrfOf(t testing.TB, body string) string {

@@ -1,91 +1,30 @@
 package web
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
 
 // sessionCookie names the cookie holding the session id: 32 random bytes,
 // opaque. The API token a user signs in with is never stored, in the cookie
-// or here; the session remembers only the token's id.
+// or in the database; the session remembers only the token's id. Sessions
+// live in PostgreSQL (store.WebSession, only a hash of their id), so they
+// survive restarts and work on every replica.
 const sessionCookie = "tpf_session"
 
 // maxFormBytes bounds form bodies; the largest valid one is far smaller.
 const maxFormBytes = 64 << 10
 
-// session is one signed-in browser.
+// session is what a request of a signed-in browser needs of its session.
 type session struct {
-	tokenID uuid.UUID
 	// csrf is the token every form of the session carries.
-	csrf    string
-	expires time.Time
-}
-
-// sessions maps session ids (by their hash) to sessions, in memory.
-type sessions struct {
-	mu   sync.Mutex
-	byID map[[32]byte]session
-}
-
-func newSessions() *sessions {
-	return &sessions{byID: map[[32]byte]session{}}
-}
-
-// create starts a session for tokenID and returns its id.
-func (s *sessions) create(tokenID uuid.UUID, now time.Time, lifetime time.Duration) (string, session) {
-	id := randomToken()
-	sess := session{tokenID: tokenID, csrf: randomToken(), expires: now.Add(lifetime)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sweepLocked(now)
-	s.byID[sha256.Sum256([]byte(id))] = sess
-	return id, sess
-}
-
-// get returns the live session with id.
-func (s *sessions) get(id string, now time.Time) (session, bool) {
-	key := sha256.Sum256([]byte(id))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[key]
-	if ok && !now.Before(sess.expires) {
-		delete(s.byID, key)
-		return session{}, false
-	}
-	return sess, ok
-}
-
-func (s *sessions) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byID, sha256.Sum256([]byte(id)))
-}
-
-// sweepLocked drops expired sessions; sign-ins are rare enough to afford it.
-func (s *sessions) sweepLocked(now time.Time) {
-	for k, sess := range s.byID {
-		if !now.Before(sess.expires) {
-			delete(s.byID, k)
-		}
-	}
-}
-
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails on supported platforms
-	return base64.RawURLEncoding.EncodeToString(b)
+	csrf string
 }
 
 // secureRequest reports whether the browser reached us over TLS, directly or
@@ -114,8 +53,8 @@ func (in signedIn) view() *sessionView {
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, in signedIn)
 
-// auth runs h for a signed-in session whose token is still valid (checked
-// on every request, so revoking a token ends its sessions). Without one,
+// auth runs h for a signed-in, unexpired session whose token is still valid
+// (checked on every request, so revoking a token ends its sessions). Without one,
 // pages redirect to the sign-in form and fragments answer 401. POSTs must
 // carry the session's CSRF token in the form field "csrf".
 func (v *views) auth(h authedHandler) http.Handler {
@@ -126,14 +65,9 @@ func (v *views) auth(h authedHandler) http.Handler {
 			v.toSignIn(w, r)
 			return
 		}
-		sess, ok := v.sessions.get(c.Value, now)
-		if !ok {
-			v.toSignIn(w, r)
-			return
-		}
-		p, err := v.store.Principal(r.Context(), sess.tokenID)
+		// One query reads the session and checks its token is not revoked.
+		stored, p, err := v.store.WebSession(r.Context(), c.Value, now)
 		if errors.Is(err, fleet.ErrUnauthenticated) {
-			v.sessions.delete(c.Value)
 			v.toSignIn(w, r)
 			return
 		}
@@ -141,6 +75,7 @@ func (v *views) auth(h authedHandler) http.Handler {
 			v.internalError(w, r, err)
 			return
 		}
+		sess := session{csrf: stored.CSRF}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if err := r.ParseForm(); err != nil {
@@ -216,15 +151,26 @@ func (v *views) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	// A fresh id at every sign-in: a session id planted before cannot be
 	// carried into the signed-in session.
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		v.sessions.delete(c.Value)
+		if err := v.store.DeleteWebSession(r.Context(), c.Value); err != nil {
+			v.internalError(w, r, err)
+			return
+		}
 	}
-	id, _ := v.sessions.create(p.TokenID, v.now(), v.cfg.SessionLifetime)
+	now := v.now()
+	id, _, err := v.store.CreateWebSession(r.Context(), p.TokenID, now, now.Add(v.cfg.SessionLifetime))
+	if err != nil {
+		v.internalError(w, r, err)
+		return
+	}
 	v.setSessionCookie(w, r, id, int(v.cfg.SessionLifetime/time.Second))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (v *views) handleSignOut(w http.ResponseWriter, r *http.Request, in signedIn) {
-	v.sessions.delete(in.sessionID)
+	if err := v.store.DeleteWebSession(r.Context(), in.sessionID); err != nil {
+		v.internalError(w, r, err)
+		return
+	}
 	v.setSessionCookie(w, r, "", -1)
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }

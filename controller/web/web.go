@@ -89,21 +89,19 @@ var staticFS embed.FS
 
 // views carries what the handlers close over.
 type views struct {
-	store    *store.Store
-	cfg      Config
-	sessions *sessions
-	pages    map[string]*template.Template
+	store *store.Store
+	cfg   Config
+	pages map[string]*template.Template
 	// assetVersion changes with the embedded static files, so browsers
 	// may cache them for long.
 	assetVersion string
 }
 
-// New returns the web views' handler. Sessions live in this process's
-// memory: they end when it restarts, and with several replicas behind a load
-// balancer a browser must keep to one replica (sticky sessions).
+// New returns the web views' handler. Sessions live in the store's
+// database: they survive restarts, and every replica serves every browser.
 func New(st *store.Store, cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	v := &views{store: st, cfg: cfg, sessions: newSessions(), assetVersion: hashFS(staticFS)}
+	v := &views{store: st, cfg: cfg, assetVersion: hashFS(staticFS)}
 	v.pages = parsePages(v.funcs())
 	mux := http.NewServeMux()
 	v.routes(mux)

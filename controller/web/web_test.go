@@ -17,6 +17,8 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/controller/store/storetest"
 	"github.com/tpf-dev/tpf/controller/web"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -212,18 +214,98 @@ func TestSessionExpiresAndFollowsToken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.signIn()
+	id := e.sessionID()
 	e.clock.Advance(web.DefaultSessionLifetime)
 	if res := e.get("/"); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("after the session's lifetime: got %d, want 303 to sign in", res.StatusCode)
 	}
+	if e.sessionStored(id) {
+		t.Error("the expired session is still stored; refusing it must delete it")
+	}
 
 	e.signIn()
-	// Revoking the token (no API for it yet) ends its sessions at once.
-	if _, err := e.fleet.Pool.Exec(context.Background(), "update api_tokens set revoked_at = $1 where id = $2", e.clock.Now(), e.fleet.Principal.TokenID); err != nil {
+	id = e.sessionID()
+	// Revoking the token through the API ends its sessions at once.
+	req, err := http.NewRequest(http.MethodDelete, e.srv.URL+"/api/tokens/"+e.fleet.Principal.TokenID.String(), nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.fleet.APIToken)
+	if res := e.do(req); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoke the token: got %d %s, want 204", res.StatusCode, res.body)
+	}
+	if e.sessionStored(id) {
+		t.Error("the revoked token's session is still stored")
 	}
 	if res := e.get("/"); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("after revoking the token: got %d, want 303 to sign in", res.StatusCode)
+	}
+	if res := e.get("/?fragment=live"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("polling after revoking the token: got %d, want 401", res.StatusCode)
+	}
+	if res := e.post("/signin", url.Values{"token": {e.fleet.APIToken}}); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("signing in with the revoked token: got %d, want 401", res.StatusCode)
+	}
+}
+
+// A session lives in the database: a new web server over it (a restart, or
+// another replica with its own pool) serves the same browser, CSRF token
+// and all, and only a hash of the session id is stored.
+func TestSessionSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	csrf := e.signIn()
+	id := e.sessionID()
+
+	var stored int
+	err := e.fleet.Pool.QueryRow(context.Background(),
+		"select count(*) from web_sessions where id_hash = sha256(convert_to($1, 'UTF8')) and token_id = $2",
+		id, e.fleet.Principal.TokenID).Scan(&stored)
+	if err != nil || stored != 1 {
+		t.Fatalf("sessions stored under the id's SHA-256: got %d, %v, want 1", stored, err)
+	}
+	var leaks int
+	err = e.fleet.Pool.QueryRow(context.Background(),
+		"select count(*) from web_sessions where position(convert_to($1, 'UTF8') in id_hash) > 0 or csrf = $1", id).Scan(&leaks)
+	if err != nil || leaks != 0 {
+		t.Errorf("rows holding the session id itself: got %d, %v, want 0", leaks, err)
+	}
+
+	// The restart: a new store over a new pool, new views, a new server.
+	st := store.New(storetest.Reopen(t, e.fleet.Pool))
+	rules := api.Config{Now: e.clock.Now}
+	rules.Web = web.New(st, web.Config{API: rules, Now: e.clock.Now})
+	e.srv.Close()
+	e.srv = httptest.NewServer(api.NewServer(st, rules))
+	t.Cleanup(e.srv.Close)
+	u, err := url.Parse(e.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client.Jar.SetCookies(u, []*http.Cookie{{Name: "tpf_session", Value: id, Path: "/"}})
+
+	res := e.get("/")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("after the restart: got %d, want 200 (still signed in)", res.StatusCode)
+	}
+	if got := csrfOf(t, res.body); got != csrf {
+		t.Errorf("CSRF token after the restart: got %q, want the session's %q", got, csrf)
+	}
+	form := url.Values{"csrf": {csrf}, "dst_address": {"192.168.88.43"}, "dst_port": {"22"}, "allow_from": {"81.2.69.0/24"}, "expire_after_minutes": {"60"}}
+	if res := e.post(routerPath(e.fleet.Router)+"/forwards", form); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("a form with the session's CSRF token after the restart: got %d, want 303\n%s", res.StatusCode, res.body)
+	}
+	form.Set("csrf", "not-it")
+	if res := e.post(routerPath(e.fleet.Router)+"/forwards", form); res.StatusCode != http.StatusForbidden {
+		t.Errorf("a form with a wrong CSRF token after the restart: got %d, want 403", res.StatusCode)
+	}
+
+	// Signing out on the new server ends the session everywhere.
+	if res := e.post("/signout", url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: got %d, want 303", res.StatusCode)
+	}
+	if e.sessionStored(id) {
+		t.Error("the signed-out session is still stored")
 	}
 }
 
