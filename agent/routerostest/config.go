@@ -20,6 +20,10 @@ type Config struct {
 	// nothing answers !empty before !done; older versions send !done only.
 	// From 6.45.1 on, the MD5 challenge response is refused (RouterOS
 	// removed the password storage it needs) unless LegacyLogin is set.
+	// From 7.12.2 on, commands and parameters missing from the version's
+	// command tree (rosschema.For) are refused, and WireGuard peers have
+	// the fields that tree gives them (name, is-responder or responder);
+	// 6.x has no /interface/wireguard.
 	Version string
 
 	// LegacyLogin mimics RouterOS before 6.43: /login answers every

@@ -125,3 +125,165 @@ func (s *Server) Writes() int {
 	defer s.mu.Unlock()
 	return s.writes
 }
+
+// The menus that Rows, AddRow, SetRow and RemoveRow work on.
+const (
+	MenuWireGuard      = "/interface/wireguard"
+	MenuWireGuardPeers = "/interface/wireguard/peers"
+	MenuIPAddress      = "/ip/address"
+)
+
+// tableLocked returns the table of one of the Menu… menus, and panics
+// for any other: a test asking for a menu the emulator does not have is
+// a bug in the test.
+func (s *Server) tableLocked(menu string) *table {
+	switch menu {
+	case MenuWireGuard:
+		return s.wireguard
+	case MenuWireGuardPeers:
+		return s.wgPeers
+	case MenuIPAddress:
+		return s.addresses
+	}
+	panic("routerostest: no hooks for menu " + menu)
+}
+
+// Rows returns copies of a menu's rows (MenuWireGuard, MenuWireGuardPeers
+// or MenuIPAddress) in list order, each with its ".id" and exactly the
+// properties print would show, read-only ones included (a peer's
+// last-handshake, rx, tx from SetPeerStatus).
+func (s *Server) Rows(menu string) []map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tableLocked(menu)
+	if t == s.wgPeers {
+		return s.peerViewsLocked()
+	}
+	return t.snapshot()
+}
+
+// AddRow adds a row to a menu as someone at the console would: props are
+// copied over the menu's defaults without validation (so a test may build
+// rows the API refuses, e.g. dynamic=true, or a peer on a missing
+// interface), ".id" in props is ignored, and the new id is returned. What
+// RouterOS derives is derived unless props sets it: an interface's name
+// (wireguard1), key pair, public-key and running; a peer's name (7.15+);
+// an address's network, actual-interface and invalid.
+func (s *Server) AddRow(menu string, props map[string]string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tableLocked(menu)
+	var row map[string]string
+	switch t {
+	case s.wireguard:
+		row = withDefaults(wgDefaults(), props)
+		s.fillWireGuardLocked(row)
+		maps.Copy(row, withoutID(props)) // a test's public-key or running wins
+	case s.wgPeers:
+		row = withDefaults(s.peerDefaults(), props)
+		if s.peers.name && row["name"] == "" {
+			row["name"] = s.freeNameLocked(s.wgPeers, "peer")
+		}
+	case s.addresses:
+		row = withDefaults(addressDefaults(), props)
+		deriveAddress(row, s.interfaceExistsLocked(row["interface"]), false)
+		maps.Copy(row, withoutID(props))
+	}
+	delete(row, ".id")
+	id := t.insert(row, -1)
+	if t == s.wireguard {
+		s.interfacesChangedLocked()
+	}
+	return id
+}
+
+// SetRow changes the row with the given id (or, for interfaces, name)
+// behind the client's back and reports whether it existed: props are
+// copied over it without validation, an empty value removes a property,
+// and derived properties are derived again from the result (a new
+// private-key gives a new public-key, a new address a new network, a
+// renamed interface carries its peers and addresses along), unless props
+// sets them.
+func (s *Server) SetRow(menu, id string, props map[string]string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tableLocked(menu)
+	i := t.index(id)
+	if i < 0 {
+		return false
+	}
+	row := maps.Clone(t.rows[i])
+	for k, v := range withoutID(props) {
+		if v == "" {
+			delete(row, k)
+		} else {
+			row[k] = v
+		}
+	}
+	switch t {
+	case s.wireguard:
+		s.fillWireGuardLocked(row)
+		maps.Copy(row, withoutEmpty(props))
+		s.replaceWireGuardLocked(i, row)
+	case s.wgPeers:
+		t.rows[i] = row
+	case s.addresses:
+		_, newAddress := props["address"]
+		_, explicit := props["network"]
+		deriveAddress(row, s.interfaceExistsLocked(row["interface"]), newAddress && !explicit)
+		maps.Copy(row, withoutEmpty(props))
+		t.rows[i] = row
+	}
+	return true
+}
+
+// RemoveRow deletes the row with the given id (or, for interfaces, name)
+// behind the client's back, with what the API's remove does besides (an
+// interface's peers and addresses are left pointing at its id), and
+// reports whether it existed.
+func (s *Server) RemoveRow(menu, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tableLocked(menu)
+	i := t.index(id)
+	if i < 0 {
+		return false
+	}
+	switch t {
+	case s.wireguard:
+		s.removeWireGuardLocked([]int{i})
+	case s.wgPeers:
+		delete(s.peerStatus, t.rows[i][".id"])
+		t.removeAt([]int{i})
+	default:
+		t.removeAt([]int{i})
+	}
+	return true
+}
+
+// SetPeerStatus sets what the WireGuard device reports about the peer with
+// the given id (see PeerStatus), and reports whether the peer exists.
+func (s *Server) SetPeerStatus(id string, st PeerStatus) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.wgPeers.index(id)
+	if i < 0 {
+		return false
+	}
+	s.peerStatus[s.wgPeers.rows[i][".id"]] = st
+	return true
+}
+
+// withoutID returns props without ".id".
+func withoutID(props map[string]string) map[string]string {
+	out := maps.Clone(props)
+	delete(out, ".id")
+	return out
+}
+
+// withoutEmpty returns props without ".id" and empty values.
+func withoutEmpty(props map[string]string) map[string]string {
+	out := withoutID(props)
+	maps.DeleteFunc(out, func(_, v string) bool { return v == "" })
+	return out
+}

@@ -163,39 +163,29 @@ func targetIDs(req *request) string {
 	return req.attrs["numbers"]
 }
 
+// natParsers check the NAT properties that have a fixed vocabulary; the
+// rest of natWritable is free text.
+var natParsers = func() map[string]parser {
+	m := map[string]parser{}
+	for _, name := range natWritable {
+		m[name] = nil
+	}
+	m["disabled"], m["log"] = boolProp, boolProp
+	m["action"] = oneOf(natActions)
+	m["protocol"] = func(name, v string) (string, []sentence) {
+		if !slices.Contains(ipProtocols, v) && !isByte(v) {
+			return "", trapDone(1, "input does not match any value of protocol")
+		}
+		return v, nil
+	}
+	return m
+}()
+
 // applyNAT copies the request's writable properties into row, normalising
 // booleans to true/false. An empty value unsets an optional property, as
 // on RouterOS, so comment= removes the comment.
 func applyNAT(row map[string]string, req *request) []sentence {
-	for _, name := range req.names {
-		if !slices.Contains(natWritable, name) {
-			continue
-		}
-		v := req.attrs[name]
-		switch name {
-		case "disabled", "log":
-			b, ok := parseBool(v)
-			if !ok {
-				return trapDone(1, "input does not match any value of "+name)
-			}
-			row[name] = b
-			continue
-		case "action":
-			if !slices.Contains(natActions, v) {
-				return trapDone(1, "input does not match any value of action")
-			}
-		case "protocol":
-			if v != "" && !slices.Contains(ipProtocols, v) && !isByte(v) {
-				return trapDone(1, "input does not match any value of protocol")
-			}
-		}
-		if _, hasDefault := natDefaults()[name]; v == "" && !hasDefault {
-			delete(row, name)
-		} else {
-			row[name] = v
-		}
-	}
-	return nil
+	return applyProps(row, req, natParsers, natDefaults())
 }
 
 // validateNAT checks a complete rule. The trap texts are the emulator's;

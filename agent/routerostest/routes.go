@@ -1,11 +1,15 @@
 package routerostest
 
-import "strings"
+import (
+	"maps"
+	"strings"
+)
 
-// routeTable lists every command the emulator knows. Anything else gets
-// the "no such command" traps.
-func (s *Server) routeTable() map[string]handler {
-	return map[string]handler{
+// routeTable lists every command the emulator knows for version v.
+// Anything else gets the "no such command" traps. WireGuard exists from
+// RouterOS 7 on.
+func (s *Server) routeTable(v version) map[string]handler {
+	routes := map[string]handler{
 		"/cancel": s.cancelLocked,
 
 		"/ip/firewall/nat/print":  s.natPrintLocked,
@@ -19,12 +23,62 @@ func (s *Server) routeTable() map[string]handler {
 		"/ip/firewall/connection/getall": s.conntrackPrintLocked,
 		"/ip/firewall/connection/remove": s.conntrackRemoveLocked,
 
+		"/ip/address/print":  s.addressPrintLocked,
+		"/ip/address/getall": s.addressPrintLocked,
+		"/ip/address/add":    s.addressAddLocked,
+		"/ip/address/set":    s.addressSetLocked,
+		"/ip/address/remove": s.addressRemoveLocked,
+
 		"/system/resource/print":  s.resourcePrintLocked,
 		"/system/resource/getall": s.resourcePrintLocked,
 		"/system/identity/print":  s.identityPrintLocked,
 		"/system/identity/getall": s.identityPrintLocked,
 		"/system/identity/set":    s.identitySetLocked,
 	}
+	if v.atLeast(7, 0, 0) {
+		maps.Copy(routes, map[string]handler{
+			"/interface/wireguard/print":  s.wgPrintLocked,
+			"/interface/wireguard/getall": s.wgPrintLocked,
+			"/interface/wireguard/add":    s.wgAddLocked,
+			"/interface/wireguard/set":    s.wgSetLocked,
+			"/interface/wireguard/remove": s.wgRemoveLocked,
+
+			"/interface/wireguard/peers/print":  s.peerPrintLocked,
+			"/interface/wireguard/peers/getall": s.peerPrintLocked,
+			"/interface/wireguard/peers/add":    s.peerAddLocked,
+			"/interface/wireguard/peers/set":    s.peerSetLocked,
+			"/interface/wireguard/peers/remove": s.peerRemoveLocked,
+		})
+	}
+	return routes
+}
+
+// refuseBySchema answers what the mimicked version itself lacks, before
+// the emulator looks at the command: a command not in the version's tree
+// gets the "no such command" traps, and a parameter the command does not
+// take gets "unknown parameter <name>" (ROUTEROS.md §1.11; e.g. 7.17.1
+// answers "unknown parameter is-responder"). API syntax is not checked:
+// .id, .proplist and other dotted words, .tag, and ?queries; getall is
+// the API's name for print; /cancel exists only in the API. It returns nil
+// when the version has no tree or takes the command as it is.
+func (s *Server) refuseBySchema(req *request) []sentence {
+	if s.tree == nil || req.command == "/cancel" {
+		return nil
+	}
+	path := req.command
+	if dir, ok := strings.CutSuffix(path, "/getall"); ok {
+		path = dir + "/print"
+	}
+	params, ok := s.tree.Command(path)
+	if !ok {
+		return s.unknownCommand(req.command)
+	}
+	for _, name := range req.names {
+		if !strings.HasPrefix(name, ".") && !params.Has(name) {
+			return unknownParameter(name)
+		}
+	}
+	return nil
 }
 
 // cancelLocked answers /cancel. Every command here finishes before the next
@@ -58,7 +112,12 @@ func (s *Server) unknownCommand(command string) []sentence {
 	}
 }
 
+// isDirectory reports whether dir is a menu of the version's tree or
+// holds a command of the emulator's.
 func (s *Server) isDirectory(dir string) bool {
+	if s.tree != nil && s.tree.IsDir(dir) {
+		return true
+	}
 	for path := range s.routes {
 		if strings.HasPrefix(path, dir+"/") {
 			return true

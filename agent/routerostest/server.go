@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/tpf-dev/tpf/shared/rosschema"
 )
 
 // Server is a RouterOS API emulator. Create it with New, then Start it on
@@ -19,19 +21,28 @@ type Server struct {
 	emitsEmpty bool // 7.18+: !empty for prints without rows
 	md5Works   bool // the challenge response can log in (legacy, or before 6.45.1)
 	routes     map[string]handler
+	// tree is the command tree of the mimicked version, or nil when there
+	// is none (6.x, 7.x before 7.12.2): then nothing is refused for being
+	// missing from the version, only for being unknown to the emulator.
+	tree  *rosschema.Tree
+	peers peerFields // the version's /interface/wireguard/peers fields
 
 	wg sync.WaitGroup // accept loops started by Start, and connections
 
-	mu        sync.Mutex
-	closed    bool
-	listeners []net.Listener
-	sessions  map[*session]struct{}
-	nat       *table
-	conntrack *table
-	identity  string
-	fault     Fault
-	commands  []string
-	writes    int
+	mu         sync.Mutex
+	closed     bool
+	listeners  []net.Listener
+	sessions   map[*session]struct{}
+	nat        *table
+	conntrack  *table
+	wireguard  *table                // /interface/wireguard
+	wgPeers    *table                // /interface/wireguard/peers
+	addresses  *table                // /ip/address
+	peerStatus map[string]PeerStatus // by peer .id; what the WireGuard device reports
+	identity   string
+	fault      Fault
+	commands   []string
+	writes     int
 
 	natListeners map[string]natListener // user-space NAT, by listen address
 	relays       map[string]*relayed    // user-space NAT connections, by conntrack id
@@ -53,14 +64,20 @@ func New(cfg Config) *Server {
 		emitsEmpty: v.atLeast(7, 18, 0),
 		md5Works:   cfg.LegacyLogin || !v.atLeast(6, 45, 1),
 		sessions:   map[*session]struct{}{},
+		tree:       rosschema.For(cfg.Version),
 		nat:        newTable(natOrder...),
 		conntrack:  newTable(conntrackOrder...),
+		wireguard:  &table{order: wgOrder, named: true},
+		wgPeers:    newTable(peerOrder...),
+		addresses:  newTable(addressOrder...),
+		peerStatus: map[string]PeerStatus{},
 		identity:   cfg.Identity,
 
 		natListeners: map[string]natListener{},
 		relays:       map[string]*relayed{},
 	}
-	s.routes = s.routeTable()
+	s.peers = peerFieldsFor(s.tree, v)
+	s.routes = s.routeTable(v)
 	if cfg.OnNATChange != nil {
 		s.natEvents = make(chan []map[string]string, 1024)
 		s.wg.Add(1)

@@ -187,9 +187,13 @@ func writeAll(w io.Writer, b []byte, split bool) error {
 	return nil
 }
 
-// dispatchLocked runs the handler for req's command, or answers the two
-// traps RouterOS sends for a path it does not know.
+// dispatchLocked runs the handler for req's command, or answers the way
+// RouterOS answers a command or parameter the mimicked version lacks
+// (refuseBySchema) or a path it does not know.
 func (s *Server) dispatchLocked(req *request) []sentence {
+	if r := s.refuseBySchema(req); r != nil {
+		return r
+	}
 	h, ok := s.routes[req.command]
 	if !ok {
 		return s.unknownCommand(req.command)

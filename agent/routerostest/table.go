@@ -14,6 +14,7 @@ type table struct {
 	rows   []map[string]string
 	lastID uint64 // ids come from a per-table counter and are never reused
 	order  []string
+	named  bool // rows have unique names, which stand in for ids ("=.id=wg-tpf")
 }
 
 // newTable returns an empty table whose rows print their properties in
@@ -40,9 +41,14 @@ func (t *table) insert(row map[string]string, before int) string {
 // index returns the position of the row with the given id, or -1.
 // Ids compare as numbers, so "*1a" finds "*1A". Bare numbers are console
 // item numbers on a real router, which the emulator has no notion of.
+// In a named table anything else is looked up as a name, as RouterOS does
+// for interfaces.
 func (t *table) index(id string) int {
 	want, ok := parseID(id)
 	if !ok {
+		if t.named && id != "" {
+			return slices.IndexFunc(t.rows, func(row map[string]string) bool { return row["name"] == id })
+		}
 		return -1
 	}
 	for i, row := range t.rows {

@@ -161,7 +161,8 @@ func TestTranscriptUnknownCommand(t *testing.T) {
 	tests := map[string]string{
 		"/system/routerboard/print": "routerboard",
 		"/ip/firewall/nat/frob":     "frob",
-		"/interface/print":          "interface",
+		"/interface/frob/print":     "frob",
+		"/frob/print":               "frob",
 	}
 	for command, seg := range tests {
 		c.send(command, ".tag=9")
@@ -275,4 +276,35 @@ func TestTranscriptSetMove(t *testing.T) {
 	if got := srv.Writes(); got != 3 {
 		t.Errorf("Writes: got %d, want 3 (two sets and a move; refused sets do not count)", got)
 	}
+}
+
+// TestTranscriptSchemaRefusals shows, byte for byte, how a version's
+// command tree refuses what that version lacks: the traps RouterOS sends
+// for an unknown parameter and an unknown command.
+func TestTranscriptSchemaRefusals(t *testing.T) {
+	t.Parallel()
+	c := dialRaw(t, startServer(t, routerostest.Config{Version: "7.20.8"}))
+	c.login()
+	// 7.17 renamed is-responder to responder (ROUTEROS-WIREGUARD.md §2).
+	c.send("/interface/wireguard/peers/add", "=interface=wg0", "=is-responder=yes", ".tag=4")
+	c.expect([]string{"!trap", ".tag=4", "=message=unknown parameter is-responder"}, []string{"!done", ".tag=4"})
+	c.send("/interface/wireguard/peers/frob")
+	c.expect(
+		[]string{"!trap", "=category=0", "=message=no such command or directory (frob)"},
+		[]string{"!trap", "=message=no such command prefix"},
+		[]string{"!done"},
+	)
+	// .proplist, .id and queries are API syntax, not parameters.
+	c.send("/ip/address/add", "=address=100.64.0.2/32", "=interface=ether1")
+	c.expect([]string{"!done", "=ret=*1"})
+	c.send("/ip/address/print", "?address=100.64.0.2/32")
+	c.expect(
+		[]string{"!re", "=.id=*1", "=address=100.64.0.2/32", "=network=100.64.0.2", "=interface=ether1",
+			"=actual-interface=ether1", "=invalid=false", "=dynamic=false", "=disabled=false"},
+		[]string{"!done"},
+	)
+	c.send("/ip/address/set", "=.id=*1", "=comment=tpf")
+	c.expect([]string{"!done"})
+	c.send("/ip/address/getall", "=.proplist=.id,comment")
+	c.expect([]string{"!re", "=.id=*1", "=comment=tpf"}, []string{"!done"})
 }
