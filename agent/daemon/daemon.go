@@ -25,6 +25,7 @@ import (
 	"github.com/tpf-dev/tpf/agent/reconcile"
 	"github.com/tpf-dev/tpf/agent/routeros"
 	"github.com/tpf-dev/tpf/shared/forward"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -80,11 +81,10 @@ func (c Config) withDefaults() Config {
 
 // Daemon is the agent. Run it once.
 type Daemon struct {
-	cfg     Config
-	url     string
-	wake    chan struct{} // a pass is wanted; holds at most one request
-	reports chan *syncproto.Report
-	clock   *controllerClock // the controller's time, for expiry
+	cfg   Config
+	link  *peerlink.Client // to the controller; carries the newest report
+	wake  chan struct{}    // a pass is wanted; holds at most one request
+	clock *controllerClock // the controller's time, for expiry
 
 	mu      sync.Mutex
 	desired *syncproto.Desired // newest set received; nil before the first
@@ -104,22 +104,22 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Router.Address == "" {
 		return nil, errors.New("no RouterOS API address")
 	}
-	return &Daemon{
-		cfg: cfg, url: url,
-		wake:    make(chan struct{}, 1),
-		reports: make(chan *syncproto.Report, 1),
-		clock:   &controllerClock{own: cfg.Now, log: cfg.Logger},
-	}, nil
+	d := &Daemon{
+		cfg:   cfg,
+		wake:  make(chan struct{}, 1),
+		clock: &controllerClock{own: cfg.Now, log: cfg.Logger},
+	}
+	if d.link, err = d.newLink(url); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
-// Run runs the agent until ctx ends.
+// Run runs the agent: the link to the controller and the passes. It blocks
+// until ctx ends, then returns nil; the connections it opened are closed.
 func (d *Daemon) Run(ctx context.Context) error {
-	l := &link{
-		url: d.url, token: d.cfg.Token, tls: d.cfg.ControllerTLS, heartbeat: d.cfg.Heartbeat,
-		hello: d.hello, onSet: d.setDesired, reports: d.reports, log: d.cfg.Logger,
-	}
 	var wg sync.WaitGroup
-	wg.Go(func() { l.run(ctx) })
+	wg.Go(func() { d.link.Run(ctx) })
 	wg.Go(func() { d.reconcileLoop(ctx) })
 	wg.Wait()
 	return nil
@@ -164,16 +164,8 @@ func (d *Daemon) poke() {
 
 // report hands the newest report to the link, replacing one not yet sent.
 func (d *Daemon) report(r *syncproto.Report) {
-	for {
-		select {
-		case d.reports <- r:
-			return
-		default:
-		}
-		select {
-		case <-d.reports:
-		default:
-		}
+	if err := d.link.Publish(r); err != nil {
+		d.cfg.Logger.Warn("report not sent", "err", err)
 	}
 }
 

@@ -4,102 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"net/http"
-	"time"
-
-	"github.com/cenkalti/backoff/v4"
-	"github.com/coder/websocket"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tpf-dev/tpf/controller/link"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
-// heartbeat is how often the edge pings the controller.
-const heartbeat = 20 * time.Second
-
 // Run speaks the sync protocol over conn until it fails or ctx ends: it
 // applies every listener set, reports what it holds, and sends connection
-// records. It closes conn.
+// records. It blocks until then and closes conn.
 func (e *Edge) Run(ctx context.Context, conn link.Conn) error {
-	defer conn.Close("bye")
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	e.reopenRecords()
-	errc := make(chan error, 2)
-	sets := make(chan *syncproto.Listeners, 1)
-	go func() { errc <- e.read(ctx, conn, sets) }()
-	go func() { errc <- e.write(ctx, conn, sets) }()
-	err := <-errc
-	cancel()
-	return err
-}
-
-func (e *Edge) read(ctx context.Context, conn link.Conn, sets chan *syncproto.Listeners) error {
-	for {
-		b, err := conn.Read(ctx)
-		if err != nil {
-			return err
-		}
-		msg, err := syncproto.Decode(b)
-		if err != nil {
-			e.cfg.Logger.Warn("unreadable controller message", "err", err)
-			continue
-		}
-		switch msg.Type {
-		case syncproto.TypeListeners:
-			// Only the newest set matters: replace one not yet applied.
-			select {
-			case <-sets:
-			default:
-			}
-			sets <- msg.Listeners
-		case syncproto.TypeError:
-			e.cfg.Logger.Warn("the controller could not handle a message", "message", msg.Error.Message)
-		}
-	}
-}
-
-func (e *Edge) write(ctx context.Context, conn link.Conn, sets chan *syncproto.Listeners) error {
-	ping := time.NewTicker(heartbeat)
-	defer ping.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case l := <-sets:
-			rep := e.Apply(l)
-			if err := send(ctx, conn, rep); err != nil {
-				return err
-			}
-		case <-e.sent:
-			if recs := e.takeRecords(); len(recs) > 0 {
-				if err := send(ctx, conn, &syncproto.Connections{Records: recs}); err != nil {
-					return err
-				}
-			}
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, heartbeat)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("heartbeat: %w", err)
-			}
-			e.mu.Lock()
-			e.contact = e.cfg.Now()
-			e.mu.Unlock()
-		}
-	}
-}
-
-func send(ctx context.Context, conn link.Conn, body any) error {
-	b, err := syncproto.Encode(body)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return conn.Write(wctx, b)
+	return e.runLink(ctx, peerlink.Config{}, func(ctx context.Context, c *peerlink.Client) error {
+		return c.Serve(ctx, conn)
+	})
 }
 
 // Remote says how a standalone edge reaches its controller.
@@ -117,50 +36,125 @@ type Remote struct {
 func EdgeURL(base string) (string, error) { return syncproto.URL(base, syncproto.EdgePath) }
 
 // RunRemote keeps a link to the controller open until ctx ends, redialing
-// with jittered exponential backoff, and runs the edge over it.
+// with jittered exponential backoff, and runs the edge over it. It blocks
+// until ctx ends and returns nil then, or at once an error for a bad URL.
 func (e *Edge) RunRemote(ctx context.Context, r Remote) error {
 	wsURL, err := EdgeURL(r.URL)
 	if err != nil {
 		return err
 	}
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 500 * time.Millisecond
-	b.MaxInterval = 30 * time.Second
-	b.MaxElapsedTime = 0
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := e.session(ctx, wsURL, r)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if time.Since(start) > time.Minute {
-			b.Reset()
-		}
-		wait := b.NextBackOff()
-		e.cfg.Logger.Warn("controller link down", "err", err, "retry_in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-	return nil
+	cfg := peerlink.Config{URL: wsURL, Token: r.Token, TokenName: "TPF_EDGE_TOKEN", TLS: r.TLS}
+	return e.runLink(ctx, cfg, func(ctx context.Context, c *peerlink.Client) error {
+		return c.Run(ctx)
+	})
 }
 
-func (e *Edge) session(ctx context.Context, wsURL string, r Remote) error {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// runLink runs the edge's side of the protocol over the link run makes of
+// cfg: sets go to an applier, which publishes a report for each (only the
+// newest unsent one is kept); connection records are sent as they come and
+// kept until sent; the records of open connections go again on every
+// connect; every word from the controller counts as contact for strict
+// mode. It blocks until run returns.
+func (e *Edge) runLink(ctx context.Context, cfg peerlink.Config, run func(context.Context, *peerlink.Client) error) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ws, res, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + r.Token}},
-		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: r.TLS, Proxy: http.ProxyFromEnvironment}},
-	})
-	if res != nil && res.StatusCode == http.StatusUnauthorized {
-		return errors.New("the controller refused the edge token (TPF_EDGE_TOKEN)")
+	sets := make(chan *syncproto.Listeners, 1) // the newest set not yet applied
+	cfg.Receive = func(m syncproto.Envelope) {
+		if m.Type != syncproto.TypeListeners {
+			return
+		}
+		select {
+		case <-sets:
+		default:
+		}
+		sets <- m.Listeners
 	}
+	var up atomic.Bool // a link is up: records are worth taking
+	cfg.Connected = func(u bool) {
+		up.Store(u)
+		if u {
+			e.reopenRecords()
+			e.poke()
+		}
+	}
+	cfg.Pong = e.touch
+	cfg.Logger = e.cfg.Logger
+	c, err := peerlink.New(cfg)
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", wsURL, err)
+		return err
 	}
-	ws.SetReadLimit(syncproto.MaxMessageBytes)
-	e.cfg.Logger.Info("controller link up", "url", wsURL)
-	return e.Run(ctx, link.WebSocket(ws))
+	var wg sync.WaitGroup
+	wg.Go(func() { e.applySets(ctx, c, sets) })
+	wg.Go(func() { e.sendRecords(ctx, c, &up) })
+	err = run(ctx, c)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// applySets applies each set received and publishes the report, until ctx
+// ends.
+func (e *Edge) applySets(ctx context.Context, c *peerlink.Client, sets <-chan *syncproto.Listeners) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-sets:
+			if err := c.Publish(e.Apply(l)); err != nil {
+				e.cfg.Logger.Error("report not sent", "err", err)
+			}
+		}
+	}
+}
+
+// sendRecords sends the connection records waiting whenever one is added
+// while a link is up, or a link comes up, until ctx ends; records it could
+// not send wait for the next link.
+func (e *Edge) sendRecords(ctx context.Context, c *peerlink.Client, up *atomic.Bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.sent:
+		}
+		if !up.Load() {
+			continue // the next link's Connected pokes again
+		}
+		recs := e.takeRecords()
+		if len(recs) == 0 {
+			continue
+		}
+		if err := c.Send(ctx, &syncproto.Connections{Records: recs}); err != nil {
+			e.requeueRecords(recs)
+			if !errors.Is(err, peerlink.ErrNotConnected) && ctx.Err() == nil {
+				e.cfg.Logger.Warn("connection records not sent", "err", err)
+			}
+		}
+	}
+}
+
+// poke wakes sendRecords.
+func (e *Edge) poke() {
+	select {
+	case e.sent <- struct{}{}:
+	default:
+	}
+}
+
+// touch notes a word from the controller (an answered ping).
+func (e *Edge) touch() {
+	e.mu.Lock()
+	e.contact = e.cfg.Now()
+	e.mu.Unlock()
+}
+
+// requeueRecords puts records that could not be sent back before those
+// added since, keeping the newest maxPendingRecords.
+func (e *Edge) requeueRecords(recs []syncproto.Connection) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pending = append(recs, e.pending...)
+	if over := len(e.pending) - maxPendingRecords; over > 0 {
+		e.pending = e.pending[over:] // the controller has been away long: keep the newest
+	}
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Conn is one message link. Read and Write may run concurrently with each
-// other (one reader, one writer); Ping needs a Read in progress to see the
-// answer. Close ends the link for both sides and is safe to call twice.
+// Conn is one message link. Read, Write and Ping may run concurrently with
+// each other (one reader, one writer, one pinger; shared/peerlink's Conn
+// asks for the same); Ping needs a Read in progress to see the answer.
+// Close ends the link for both sides and is safe to call twice.
 type Conn interface {
 	Read(ctx context.Context) ([]byte, error)
 	Write(ctx context.Context, msg []byte) error
