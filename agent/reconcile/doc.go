@@ -10,6 +10,12 @@
 // agent's own clock, removes every tpf rule that is stale, expired or
 // malformed, and never touches a rule whose comment lacks the tpf prefix.
 //
+// PlanTunnel does the same for the router's end of the WireGuard
+// management tunnel (an interface, its peer, the edge, and a
+// point-to-point address, all commented tpf:tunnel), TunnelStatus reads
+// the tunnel's state off the same rows, and TunnelFirewallWarning looks
+// for a filter rule that would obviously drop what the tunnel carries.
+//
 // It does no I/O and keeps no state; package routeros reads rules and
 // applies plans. It imports only the standard library and tpf's shared
 // packages.

@@ -84,6 +84,12 @@ type Client struct {
 	// in flight.
 	mu     sync.Mutex
 	broken error // the first connection failure, wrapping ErrBroken
+
+	// vmu guards version, the RouterOS version as the router prints it
+	// ("7.15.3 (stable)"), read once per connection: changing it takes a
+	// reboot, which ends the connection.
+	vmu     sync.Mutex
+	version string
 }
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked reads

@@ -2,7 +2,9 @@
 // binary API (api, TCP 8728, or api-ssl, 8729) through
 // github.com/go-routeros/routeros/v3, reads the NAT table into
 // reconcile.Rule values, applies reconcile.Plan values, and flushes the
-// connection-tracking entries of removed forwards.
+// connection-tracking entries of removed forwards. ApplyTunnel keeps the
+// router's end of the WireGuard management tunnel the same way, through
+// reconcile.PlanTunnel, and reads back its state.
 //
 // go-routeros's synchronous calls ignore their context, and its async mode
 // can lose a fast reply, so this package dials the connection itself, uses
