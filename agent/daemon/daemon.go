@@ -89,6 +89,8 @@ type Daemon struct {
 	mu      sync.Mutex
 	desired *syncproto.Desired // newest set received; nil before the first
 	system  syncproto.Router   // what the router said about itself
+	// tunnelError is the tunnel's last error, to log only its changes.
+	tunnelError string
 }
 
 // New checks cfg and returns a Daemon.
@@ -255,11 +257,26 @@ func (d *Daemon) apply(ctx context.Context, client **routeros.Client, desired *s
 		d.cfg.Logger.Info("connected to the router", "address", d.cfg.Router.Address)
 	}
 	c := *client
+	// The tunnel first: it is the forwards' way in, and a refused rule
+	// must not keep it from being repaired.
+	var want *syncproto.Tunnel
+	if desired != nil {
+		want = desired.Tunnel
+	}
+	tun, err := c.ApplyTunnel(ctx, want, desired != nil, d.clock.now())
+	if err != nil {
+		return time.Time{}, err
+	}
+	rep.Tunnel = tun
+	d.noteTunnel(tun)
 	rules, err := c.NATRules(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
 	plan := reconcile.Compute(desired, rules, d.clock.now())
+	if soon := d.tunnelRecheck(tun); !soon.IsZero() && (plan.Next.IsZero() || soon.Before(plan.Next)) {
+		plan.Next = soon
+	}
 	out, err := c.Apply(ctx, plan)
 	if err != nil {
 		return plan.Next, err
@@ -275,6 +292,42 @@ func (d *Daemon) apply(ctx context.Context, client **routeros.Client, desired *s
 		d.cfg.Logger.Info("reconciled", "revision", rep.Revision, "removed", len(plan.Remove), "fixed", len(plan.Set), "added", len(plan.Add), "flushed", len(plan.Flush))
 	}
 	return plan.Next, out.Err()
+}
+
+// tunnelWait is how soon the next pass comes while the tunnel waits for its
+// first handshake, so that the controller learns of it quickly (forwards of
+// a managed region become active only once it shook hands).
+const tunnelWait = 5 * time.Second
+
+// tunnelRecheck returns when to look at the tunnel again: soon while its
+// peer has not shaken hands lately, zero otherwise.
+func (d *Daemon) tunnelRecheck(t *syncproto.TunnelState) time.Time {
+	if t == nil || len(t.Peers) == 0 {
+		return time.Time{}
+	}
+	now := d.clock.now()
+	if hs := t.Peers[0].LastHandshake; !hs.IsZero() && now.Sub(hs) < 150*time.Second {
+		return time.Time{}
+	}
+	return now.Add(tunnelWait)
+}
+
+// noteTunnel logs when the tunnel's error changes.
+func (d *Daemon) noteTunnel(t *syncproto.TunnelState) {
+	msg := ""
+	if t != nil {
+		msg = t.Error
+	}
+	d.mu.Lock()
+	changed := msg != d.tunnelError
+	d.tunnelError = msg
+	d.mu.Unlock()
+	switch {
+	case changed && msg != "":
+		d.cfg.Logger.Warn("management tunnel", "err", msg)
+	case changed:
+		d.cfg.Logger.Info("management tunnel in place")
+	}
 }
 
 // present lists the forward ids that have a tpf rule among rules.

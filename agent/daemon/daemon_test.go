@@ -18,6 +18,7 @@ import (
 	"github.com/tpf-dev/tpf/agent/routerostest"
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
@@ -87,7 +88,7 @@ func newWorld(t testing.TB, version string) *world {
 // startController starts the controller's API and agent endpoint; after the
 // first start it comes back on the same address, like a restarted controller.
 func (w *world) startController() {
-	w.hub = hub.New(w.st, hub.Config{Heartbeat: time.Second})
+	w.hub = hub.New(forwards.New(w.st), hub.Config{Heartbeat: time.Second})
 	w.hub.Start(context.Background())
 	srv := httptest.NewUnstartedServer(api.NewServer(w.st, api.Config{Agents: w.hub}))
 	if w.ctrl != nil {

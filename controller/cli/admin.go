@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/forward"
 )
@@ -249,6 +252,10 @@ func runRegion(ctx context.Context, args []string, getenv Env, stdout io.Writer)
 			}
 			fmt.Fprintf(stdout, "Added region %s: entry point %s, ports %d-%d, edge tunnel address %s\n",
 				r.ID, r.EntryPoint, r.Ports.Min, r.Ports.Max, r.EdgeTunnelAddress)
+			if r.Tunnel.Managed {
+				fmt.Fprintf(stdout, "Managed tunnel: routers get addresses from %s and dial the edge at %s (UDP): let it through to the edge host.\n",
+					r.Tunnel.Prefix, r.Tunnel.Endpoint)
+			}
 			return nil
 		})
 	case "token":
@@ -256,7 +263,7 @@ func runRegion(ctx context.Context, args []string, getenv Env, stdout io.Writer)
 			return err
 		}
 		return withStore(ctx, getenv, func(_ *pgxpool.Pool, st *store.Store) error {
-			secret, err := st.IssueEdgeToken(ctx, args[1])
+			secret, err := forwards.New(st).IssueEdgeToken(ctx, args[1])
 			if err != nil {
 				return err
 			}
@@ -273,9 +280,13 @@ func runRegion(ctx context.Context, args []string, getenv Env, stdout io.Writer)
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tENTRY POINT\tPORTS\tEDGE TUNNEL ADDRESS")
+			fmt.Fprintln(tw, "ID\tENTRY POINT\tPORTS\tEDGE TUNNEL ADDRESS\tTUNNEL")
 			for _, r := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s\n", r.ID, r.EntryPoint, r.Ports.Min, r.Ports.Max, r.EdgeTunnelAddress)
+				tunnel := "manual"
+				if r.Tunnel.Managed {
+					tunnel = r.Tunnel.Prefix.String() + " via " + r.Tunnel.Endpoint
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s\t%s\n", r.ID, r.EntryPoint, r.Ports.Min, r.Ports.Max, r.EdgeTunnelAddress, tunnel)
 			}
 			return tw.Flush()
 		})
@@ -289,7 +300,10 @@ func parseRegion(args []string) (fleet.Region, error) {
 	fs := flag.NewFlagSet("region add", flag.ContinueOnError)
 	entry := fs.String("entry-point", "", "host name users connect to")
 	ports := fs.String("ports", "49152-65535", "entry-point port range MIN-MAX")
-	edge := fs.String("edge-tunnel-address", "", "the edge's address inside the management tunnel")
+	prefix := fs.String("tunnel-prefix", "", "managed tunnel: the prefix routers get addresses from (default: a free /16 of 100.64.0.0/10)")
+	endpoint := fs.String("tunnel-endpoint", "", "managed tunnel: the edge's WireGuard UDP endpoint HOST:PORT routers dial (default: the entry point, port 51820)")
+	manual := fs.Bool("manual", false, "the operator brings the VPN between edge and routers (RouterOS 6, or an existing VPN); needs --edge-tunnel-address")
+	edge := fs.String("edge-tunnel-address", "", "manual tunnel: the edge's address inside the operator's VPN")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return fleet.Region{}, err
@@ -307,8 +321,31 @@ func parseRegion(args []string) (fleet.Region, error) {
 	if r.Ports, err = parsePortRange(*ports); err != nil {
 		return r, err
 	}
-	if r.EdgeTunnelAddress, err = forward.ParseIPv4(*edge); err != nil {
-		return r, usageError("--edge-tunnel-address: give the edge's IPv4 address inside the management tunnel")
+	if *manual || *edge != "" {
+		// The operator's own VPN, as before tpf managed tunnels.
+		if *prefix != "" || *endpoint != "" {
+			return r, usageError("--tunnel-prefix and --tunnel-endpoint are for a managed tunnel; a manual one takes --edge-tunnel-address only")
+		}
+		if r.EdgeTunnelAddress, err = forward.ParseIPv4(*edge); err != nil {
+			return r, usageError("--edge-tunnel-address: give the edge's IPv4 address inside your VPN (a manual region needs it)")
+		}
+		return r, nil
+	}
+	r.Tunnel.Managed = true
+	if *prefix != "" {
+		p, err := netip.ParsePrefix(*prefix)
+		if err != nil || !p.Addr().Is4() || p.Bits() < 8 || p.Bits() > 29 {
+			return r, usageError("--tunnel-prefix %q: want an IPv4 prefix from /8 to /29, e.g. 100.64.0.0/16", *prefix)
+		}
+		r.Tunnel.Prefix = p.Masked()
+	}
+	r.Tunnel.Endpoint = net.JoinHostPort(r.EntryPoint, strconv.Itoa(fleet.DefaultTunnelPort))
+	if *endpoint != "" {
+		host, port, err := net.SplitHostPort(*endpoint)
+		if n, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || n == 0 {
+			return r, usageError("--tunnel-endpoint %q: want HOST:PORT, e.g. us-east1.example.net:51820", *endpoint)
+		}
+		r.Tunnel.Endpoint = *endpoint
 	}
 	return r, nil
 }

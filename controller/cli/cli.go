@@ -45,7 +45,11 @@ Usage:
   tpf-controller token list ACCOUNT     list the account's API tokens, revoked ones too
   tpf-controller token revoke ACCOUNT NAME-OR-ID
                                         revoke an API token; its web sessions end
-  tpf-controller region add ID --entry-point HOST --ports MIN-MAX --edge-tunnel-address IP
+  tpf-controller region add ID --entry-point HOST [--ports MIN-MAX] [--tunnel-prefix CIDR] [--tunnel-endpoint HOST:PORT]
+                                        add a region whose routers reach its edge over a WireGuard
+                                        tunnel tpf builds (addresses from 100.64.0.0/10 by default)
+  tpf-controller region add ID --entry-point HOST [--ports MIN-MAX] --manual --edge-tunnel-address IP
+                                        add a region whose routers reach its edge over your own VPN
   tpf-controller region list
   tpf-controller region token ID        issue the region's edge token (replaces the old one); prints it last
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/edge"
 	"github.com/tpf-dev/tpf/controller/expiry"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/metrics"
@@ -76,9 +77,10 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	}
 
 	st := store.New(pool)
+	svc := forwards.New(st)
 	set.api.Logger = log
 	set.expiry.Logger = log
-	clock := expiry.New(st, set.expiry)
+	clock := expiry.New(svc, set.expiry)
 	clock.Start(ctx)
 	defer clock.Stop()
 	m := metrics.New(metrics.Config{
@@ -88,7 +90,7 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 		Logger:    log,
 	})
 	set.api.Metrics = m
-	peers := hub.New(st, hub.Config{Logger: log, EdgeLimits: set.edgeLimits, Observer: m})
+	peers := hub.New(svc, hub.Config{Logger: log, EdgeLimits: set.edgeLimits, Observer: m})
 	peers.Start(ctx)
 	defer peers.Stop()
 	set.api.Agents = peers
@@ -101,7 +103,7 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 		defer stop()
 	}
 
-	set.api.Web = web.New(st, web.Config{API: set.api, Logger: log})
+	set.api.Web = web.New(st, web.Config{Forwards: set.api.ForwardRules(), Logger: log})
 
 	ln, err := net.Listen("tcp", set.listen)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/edge"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/store"
@@ -83,7 +84,7 @@ func newLoopback(t testing.TB, edgeCfg edge.Config) *loopback {
 	}
 
 	// The controller: API and hub.
-	l.hub = hub.New(l.st, hub.Config{Heartbeat: time.Second, EdgeLimits: syncproto.Limits{MaxConnections: 4}})
+	l.hub = hub.New(forwards.New(l.st), hub.Config{Heartbeat: time.Second, EdgeLimits: syncproto.Limits{MaxConnections: 4}})
 	l.hub.Start(ctx)
 	ctrl := httptest.NewServer(api.NewServer(l.st, api.Config{Agents: l.hub, AllowSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
 	t.Cleanup(func() { l.hub.Stop(); ctrl.Close() })

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 )
@@ -66,7 +67,7 @@ func TestNamespaces(t *testing.T) {
 		EdgeTunnelAddress: netip.MustParseAddr("10.99.0.1"), CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	edgeToken, err := st.IssueEdgeToken(ctx, "lab")
+	edgeToken, err := forwards.New(st).IssueEdgeToken(ctx, "lab")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/controller/forwards"
 )
 
 // Defaults for Config's zero values.
@@ -54,17 +54,17 @@ func (c Config) withDefaults() Config {
 
 // Clock is the expiry service. Start it once; Stop is safe to call twice.
 type Clock struct {
-	store *store.Store
-	cfg   Config
+	svc *forwards.Service
+	cfg Config
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// New returns a Clock over st.
-func New(st *store.Store, cfg Config) *Clock {
-	return &Clock{store: st, cfg: cfg.withDefaults()}
+// New returns a Clock over the forwards service.
+func New(svc *forwards.Service, cfg Config) *Clock {
+	return &Clock{svc: svc, cfg: cfg.withDefaults()}
 }
 
 // Tick ends every forward due at the clock's now and frees ports past their
@@ -72,7 +72,7 @@ func New(st *store.Store, cfg Config) *Clock {
 func (c *Clock) Tick(ctx context.Context) (ended int, released int64, err error) {
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	for {
-		n, err := c.store.ExpireDue(ctx, now, defaultBatch)
+		n, err := c.svc.ExpireDue(ctx, now, defaultBatch)
 		ended += n
 		if err != nil {
 			return ended, 0, err
@@ -81,7 +81,7 @@ func (c *Clock) Tick(ctx context.Context) (ended int, released int64, err error)
 			break
 		}
 	}
-	released, err = c.store.ReleasePorts(ctx, now.Add(-c.cfg.PortGrace), now)
+	released, err = c.svc.ReleasePorts(ctx, now.Add(-c.cfg.PortGrace), now)
 	return ended, released, err
 }
 
@@ -134,7 +134,7 @@ func (c *Clock) run(ctx context.Context, done chan struct{}) {
 // interval (forwards created meanwhile, possibly on another replica).
 func (c *Clock) wait(ctx context.Context) time.Duration {
 	wait := c.cfg.Interval
-	next, ok, err := c.store.NextExpiry(ctx)
+	next, ok, err := c.svc.NextExpiry(ctx)
 	if err != nil || !ok {
 		return wait
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/expiry"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 )
@@ -39,7 +40,7 @@ func setup(t *testing.T) (*store.Store, fleet.Principal, fleet.Router) {
 
 func create(t *testing.T, st *store.Store, p fleet.Principal, r fleet.Router, d time.Duration) fleet.Forward {
 	t.Helper()
-	return (&storetest.Fleet{Store: st, Principal: p, Router: r}).Forward(t, d, t0)
+	return (&storetest.Fleet{Store: st, Service: forwards.New(st), Principal: p, Router: r}).Forward(t, d, t0)
 }
 
 func TestTickEndsDueForwardsAndReleasesPortsAfterGrace(t *testing.T) {
@@ -49,7 +50,7 @@ func TestTickEndsDueForwardsAndReleasesPortsAfterGrace(t *testing.T) {
 	short := create(t, st, p, r, 10*time.Minute)
 	long := create(t, st, p, r, time.Hour)
 	clock := &fakeClock{t: t0.Add(10*time.Minute - time.Second)}
-	c := expiry.New(st, expiry.Config{Now: clock.Now, PortGrace: 5 * time.Minute})
+	c := expiry.New(forwards.New(st), expiry.Config{Now: clock.Now, PortGrace: 5 * time.Minute})
 
 	if ended, released, err := c.Tick(ctx); err != nil || ended != 0 || released != 0 {
 		t.Fatalf("a second early: got %d ended, %d released, %v; want nothing", ended, released, err)
@@ -89,7 +90,7 @@ func TestClockRunsOnItsOwn(t *testing.T) {
 	st, p, r := setup(t)
 	f := create(t, st, p, r, 10*time.Minute)
 	clock := &fakeClock{t: t0}
-	c := expiry.New(st, expiry.Config{Now: clock.Now, Interval: 20 * time.Millisecond})
+	c := expiry.New(forwards.New(st), expiry.Config{Now: clock.Now, Interval: 20 * time.Millisecond})
 	c.Start(ctx)
 	t.Cleanup(c.Stop)
 

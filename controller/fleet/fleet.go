@@ -2,8 +2,12 @@
 // act for them, regions (entry points with a port pool), routers and their
 // transient forwards, and the errors callers branch on.
 //
-// It imports only the standard library and github.com/google/uuid; storage and
-// transport live in other packages (store, api) and translate to these types.
+// It also holds the rules a new forward obeys and the messages that say which
+// one a request broke (ValidateNewForward), for the API and the web views.
+//
+// It imports only the standard library, github.com/google/uuid and
+// shared/forward (the address rules); storage and transport live in other
+// packages (store, api, web) and translate to these types.
 package fleet
 
 import (
@@ -25,6 +29,14 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrUnauthenticated means the presented token is unknown or revoked.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrTunnelAddressRequired means a router of a region without a managed
+	// tunnel needs its tunnel address given.
+	ErrTunnelAddressRequired = errors.New("the region's tunnel is the operator's own: give the router's tunnel address")
+	// ErrTunnelAddressManaged means a tunnel address was given for a router
+	// of a region whose tunnel tpf manages (and so allocates addresses).
+	ErrTunnelAddressManaged = errors.New("the region's tunnel is managed by tpf, which allocates the router's tunnel address")
+	// ErrTunnelFull means the region's tunnel prefix has no address left.
+	ErrTunnelFull = errors.New("no free address is left in the region's tunnel prefix")
 )
 
 // Account owns routers; its tokens act for it.
@@ -73,7 +85,34 @@ type Region struct {
 	// only once it listens for them.
 	EdgeManaged bool
 	Edge        EdgeState
+	Tunnel      RegionTunnel
 }
+
+// RegionTunnel is how a region's routers reach its edge.
+type RegionTunnel struct {
+	// Managed: tpf builds a WireGuard tunnel from each router to the edge,
+	// with addresses from Prefix (the edge's is the first usable one). Not
+	// managed: the operator brings a VPN and gives each router's address.
+	Managed bool
+	Prefix  netip.Prefix
+	// Endpoint is the edge's WireGuard UDP endpoint, HOST:PORT, that
+	// routers dial.
+	Endpoint string
+	// EdgePublicKey is the edge's WireGuard public key, once it reported
+	// one.
+	EdgePublicKey string
+}
+
+// DefaultTunnelPort is the UDP port of a managed tunnel's edge endpoint.
+const DefaultTunnelPort = 51820
+
+// TunnelKeepalive is the routers' persistent keepalive towards the edge.
+const TunnelKeepalive = 25 * time.Second
+
+// TunnelUpWithin is how recent a router's last handshake with the edge
+// must be for its tunnel to count as up (WireGuard shakes hands at least
+// every two minutes while keepalives flow).
+const TunnelUpWithin = 3 * time.Minute
 
 // EdgeState is what the controller knows of a region's edge.
 type EdgeState struct {
@@ -103,6 +142,44 @@ type Router struct {
 	// every change.
 	Revision int64
 	Agent    AgentState
+	// Tunnel is the router's end of its region's managed tunnel, as its
+	// agent last reported it.
+	Tunnel TunnelState
+}
+
+// TunnelState is what the agent last reported of a router's end of the
+// management tunnel.
+type TunnelState struct {
+	// PublicKey is the router's WireGuard public key (the private key never
+	// leaves the router).
+	PublicKey     string
+	LastHandshake *time.Time
+	// Endpoint is the edge's address as the router last reached it.
+	Endpoint         string
+	RxBytes, TxBytes int64
+	// Error says why the agent could not build the tunnel.
+	Error string
+	// ReportedAt is when the agent last reported it; nil: never.
+	ReportedAt *time.Time
+}
+
+// Tunnel states as the API shows them.
+const (
+	TunnelUp    = "up"    // a handshake within TunnelUpWithin
+	TunnelDown  = "down"  // a handshake once, none lately
+	TunnelNever = "never" // never a handshake
+)
+
+// State is the tunnel's state at now: up, down or never.
+func (t TunnelState) State(now time.Time) string {
+	switch {
+	case t.LastHandshake == nil:
+		return TunnelNever
+	case now.Sub(*t.LastHandshake) < TunnelUpWithin:
+		return TunnelUp
+	default:
+		return TunnelDown
+	}
 }
 
 // AgentState is what the controller knows of a router's agent.

@@ -1,13 +1,10 @@
-package store
+package forwards
 
 import (
-	"context"
-	"time"
-
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
-	"github.com/tpf-dev/tpf/controller/store/db"
+	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -16,23 +13,13 @@ import (
 // that changed.
 
 // forwardState is what a report may change of one forward.
-type forwardState struct {
-	ID                uuid.UUID
-	Status            fleet.Status
-	RouterError       string
-	EdgeError         string
-	RuleConfirmed     bool
-	ListenerConfirmed bool
-	// EdgeManaged: a tpf edge serves the forward's region, so it is active
-	// only once the edge listens too.
-	EdgeManaged bool
-	CreatedAt   time.Time
-}
+type forwardState = store.ForwardState
 
 // activate makes a pending forward active once everything it needs is in
-// place.
-func (f *forwardState) activate() {
-	if f.Status == fleet.StatusPending && f.RuleConfirmed && (f.ListenerConfirmed || !f.EdgeManaged) {
+// place: the router's rule, the edge's listener (in a region a tpf edge
+// serves) and the tunnel between them (in a region with a managed tunnel).
+func activate(f *forwardState) {
+	if f.Status == fleet.StatusPending && f.RuleConfirmed && (f.ListenerConfirmed || !f.EdgeManaged) && f.TunnelUp {
 		f.Status = fleet.StatusActive
 	}
 }
@@ -105,7 +92,7 @@ func agentReported(rows []forwardState, rr reportResults, present map[uuid.UUID]
 		f := old
 		if rr.applied[f.ID] {
 			f.RuleConfirmed, f.RouterError = true, ""
-			f.activate()
+			activate(&f)
 		} else if msg, ok := rr.failed[f.ID]; ok {
 			f.RouterError = msg
 		}
@@ -126,29 +113,11 @@ func edgeReported(rows []forwardState, rr reportResults) reportOutcome {
 		f := old
 		if rr.applied[f.ID] {
 			f.ListenerConfirmed, f.EdgeError = true, ""
-			f.activate()
+			activate(&f)
 		} else if msg, ok := rr.failed[f.ID]; ok {
 			f.EdgeError = msg
 		}
 		out.record(old, f)
 	}
 	return out
-}
-
-// writeStates writes the changed forwards in one statement; their rows are
-// locked by the transaction.
-func writeStates(ctx context.Context, q *db.Queries, changed []forwardState, now time.Time) error {
-	if len(changed) == 0 {
-		return nil
-	}
-	p := db.UpdateForwardStatesParams{Now: now}
-	for _, f := range changed {
-		p.Ids = append(p.Ids, f.ID)
-		p.Statuses = append(p.Statuses, string(f.Status))
-		p.RouterErrors = append(p.RouterErrors, f.RouterError)
-		p.EdgeErrors = append(p.EdgeErrors, f.EdgeError)
-		p.RulesConfirmed = append(p.RulesConfirmed, f.RuleConfirmed)
-		p.ListenersConfirmed = append(p.ListenersConfirmed, f.ListenerConfirmed)
-	}
-	return q.UpdateForwardStates(ctx, p)
 }

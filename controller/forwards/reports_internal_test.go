@@ -1,14 +1,10 @@
-package store
+package forwards
 
 import (
-	"context"
-	"errors"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/shared/syncproto"
@@ -30,6 +26,9 @@ func TestAgentReported(t *testing.T) {
 		want      []forwardState
 		activated []uuid.UUID
 		removed   []uuid.UUID
+		// tunnelDown: the router's tunnel has not shaken hands lately (in
+		// every other case it has, or the region has no managed tunnel).
+		tunnelDown bool
 	}{{
 		name:    "rule confirmed, edge not yet listening: still pending",
 		rows:    []forwardState{pending},
@@ -47,6 +46,12 @@ func TestAgentReported(t *testing.T) {
 		results:   []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied}},
 		want:      []forwardState{{ID: idA, Status: fleet.StatusActive, RuleConfirmed: true}},
 		activated: []uuid.UUID{idA},
+	}, {
+		name:       "rule and listener in place, tunnel down: still pending",
+		rows:       []forwardState{{ID: idA, Status: fleet.StatusPending, EdgeManaged: true, ListenerConfirmed: true}},
+		results:    []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied}},
+		want:       []forwardState{{ID: idA, Status: fleet.StatusPending, EdgeManaged: true, ListenerConfirmed: true, RuleConfirmed: true}},
+		tunnelDown: true,
 	}, {
 		name:    "confirmed again: nothing to write",
 		rows:    []forwardState{{ID: idA, Status: fleet.StatusActive, RuleConfirmed: true}},
@@ -71,6 +76,8 @@ func TestAgentReported(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			withTunnel(tt.rows, !tt.tunnelDown)
+			withTunnel(tt.want, !tt.tunnelDown)
 			present := map[uuid.UUID]bool{}
 			for _, id := range tt.present {
 				present[id] = true
@@ -99,6 +106,7 @@ func TestEdgeReported(t *testing.T) {
 		{ID: idB, Status: fleet.StatusPending, EdgeManaged: true},
 		{ID: idC, Status: fleet.StatusPending, EdgeManaged: true, EdgeError: "failed: port taken"},
 	}
+	withTunnel(rows, true)
 	out := edgeReported(rows, readResults([]syncproto.Result{
 		{ID: idA.String(), State: syncproto.StateApplied},
 		{ID: idB.String(), State: syncproto.StateApplied},
@@ -109,6 +117,7 @@ func TestEdgeReported(t *testing.T) {
 		{ID: idA, Status: fleet.StatusActive, EdgeManaged: true, RuleConfirmed: true, ListenerConfirmed: true},
 		{ID: idB, Status: fleet.StatusPending, EdgeManaged: true, ListenerConfirmed: true},
 	}
+	withTunnel(want, true)
 	if !reflect.DeepEqual(out.changed, want) {
 		t.Errorf("changed: got %+v, want %+v", out.changed, want)
 	}
@@ -117,38 +126,9 @@ func TestEdgeReported(t *testing.T) {
 	}
 }
 
-func TestRetry(t *testing.T) {
-	ctx := context.Background()
-	s := &Store{}
-	for _, code := range []string{"40001", "40P01", "55P03"} {
-		runs := 0
-		err := s.retry(ctx, func() error {
-			if runs++; runs < 3 {
-				return &pgconn.PgError{Code: code}
-			}
-			return nil
-		})
-		if err != nil || runs != 3 {
-			t.Errorf("%s: got %v after %d runs, want success after 3", code, err, runs)
-		}
-	}
-	if got := s.Retries(); got != 6 {
-		t.Errorf("retries counted: got %d, want 6", got)
-	}
-	// A failure a retry cannot cure is returned at once.
-	runs := 0
-	unique := &pgconn.PgError{Code: "23505"}
-	if err := s.retry(ctx, func() error { runs++; return unique }); !errors.Is(err, unique) || runs != 1 {
-		t.Errorf("unique violation: got %v after %d runs, want it after 1", err, runs)
-	}
-	// Retries are bounded.
-	runs = 0
-	start := time.Now()
-	deadlock := &pgconn.PgError{Code: "40P01"}
-	if err := s.retry(ctx, func() error { runs++; return deadlock }); !errors.Is(err, deadlock) || runs != maxAttempts {
-		t.Errorf("lasting deadlock: got %v after %d runs, want it after %d", err, runs, maxAttempts)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("bounded backoff took %s", d)
+// withTunnel sets every state's TunnelUp.
+func withTunnel(states []forwardState, up bool) {
+	for i := range states {
+		states[i].TunnelUp = up
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/shared/syncproto"
@@ -19,7 +20,7 @@ func TestEdgeLifecycle(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	limits := syncproto.Limits{MaxConnections: 4, IdleSeconds: 600, BytesPerSecond: 1 << 20}
-	h := hub.New(f.st, hub.Config{EdgeLimits: limits})
+	h := hub.New(forwards.New(f.st), hub.Config{EdgeLimits: limits})
 	h.Start(ctx)
 	srv := httptest.NewServer(h.Edges())
 	t.Cleanup(func() { h.Stop(); srv.Close() })
@@ -28,7 +29,7 @@ func TestEdgeLifecycle(t *testing.T) {
 	if _, res, err := dial(t, url, "tpfe_nope"); err == nil || res.StatusCode != 401 {
 		t.Fatalf("unknown edge token: got %v, want 401", err)
 	}
-	token, err := f.st.IssueEdgeToken(ctx, "eu1")
+	token, err := forwards.New(f.st).IssueEdgeToken(ctx, "eu1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestEdgeLifecycle(t *testing.T) {
 	}
 
 	// Active only once both the rule and the listener are in place.
-	if _, err := f.st.ApplyReport(ctx, f.router.ID, syncproto.Report{Revision: 1, Results: []syncproto.Result{{ID: got.ID, State: syncproto.StateApplied}}, Present: []string{got.ID}}, t0); err != nil {
+	if _, err := forwards.New(f.st).ApplyReport(ctx, f.router.ID, syncproto.Report{Revision: 1, Results: []syncproto.Result{{ID: got.ID, State: syncproto.StateApplied}}, Present: []string{got.ID}}, t0); err != nil {
 		t.Fatal(err)
 	}
 	if s := status(t, f, fw); s != fleet.StatusPending {
@@ -81,7 +82,7 @@ func TestEdgeLifecycle(t *testing.T) {
 	})
 
 	// A new token drops the edge that used the old one.
-	if _, err := f.st.IssueEdgeToken(ctx, "eu1"); err != nil {
+	if _, err := forwards.New(f.st).IssueEdgeToken(ctx, "eu1"); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -103,7 +104,7 @@ func TestEmbeddedEdgeOverPipe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := newFixture(t)
-	h := hub.New(f.st, hub.Config{})
+	h := hub.New(forwards.New(f.st), hub.Config{})
 	h.Start(ctx)
 	t.Cleanup(h.Stop)
 	hubEnd, edgeEnd := link.Pipe()

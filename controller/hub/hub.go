@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/syncproto"
@@ -103,8 +104,8 @@ func (c Config) withDefaults() Config {
 // call twice. ServeHTTP is the agents' websocket endpoint, Edges() the
 // edges'.
 type Hub struct {
-	store *store.Store
-	cfg   Config
+	svc *forwards.Service
+	cfg Config
 
 	mu     sync.Mutex
 	conns  map[string]*peerConn // by peer key: routerKey or edgeKey
@@ -112,9 +113,9 @@ type Hub struct {
 	done   chan struct{}
 }
 
-// New returns a Hub over st.
-func New(st *store.Store, cfg Config) *Hub {
-	return &Hub{store: st, cfg: cfg.withDefaults(), conns: map[string]*peerConn{}}
+// New returns a Hub over the forwards service.
+func New(svc *forwards.Service, cfg Config) *Hub {
+	return &Hub{svc: svc, cfg: cfg.withDefaults(), conns: map[string]*peerConn{}}
 }
 
 func routerKey(id uuid.UUID) string { return "router " + id.String() }
@@ -133,6 +134,9 @@ type peer interface {
 	// valid reports whether the peer's credential still stands; a peer
 	// whose token was replaced is dropped before it gets another set.
 	valid(ctx context.Context) (bool, error)
+	// farewell is the last set to send a peer whose credential no longer
+	// stands before dropping it (nil: none).
+	farewell(ctx context.Context, now time.Time) (any, error)
 	handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error
 }
 
@@ -265,7 +269,7 @@ func (h *Hub) listen(ctx context.Context) {
 }
 
 func (h *Hub) listenOnce(ctx context.Context) error {
-	return h.store.Listen(ctx, h.kickAll, func(c store.Change) {
+	return h.svc.Listen(ctx, h.kickAll, func(c store.Change) {
 		// A replaced token (Disconnect) needs no special case: before
 		// sending a set, the writer checks the peer's token and drops a
 		// peer whose token no longer stands.
@@ -286,7 +290,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	router, err := h.store.AuthenticateAgent(r.Context(), secret)
+	router, err := h.svc.AuthenticateAgent(r.Context(), secret)
 	if !h.authorized(w, err) {
 		return
 	}
@@ -303,7 +307,7 @@ func (h *Hub) Edges() http.Handler {
 		if !ok {
 			return
 		}
-		region, err := h.store.AuthenticateEdge(r.Context(), secret)
+		region, err := h.svc.AuthenticateEdge(r.Context(), secret)
 		if !h.authorized(w, err) {
 			return
 		}
@@ -425,7 +429,13 @@ func (h *Hub) write(ctx context.Context, c *peerConn, log *slog.Logger) {
 			return
 		case <-c.kick:
 			if ok, err := c.peer.valid(ctx); err == nil && !ok {
-				log.Info("dropping a peer whose token was replaced")
+				if last, err := c.peer.farewell(ctx, h.now().UTC().Truncate(time.Second)); err == nil && last != nil {
+					// A deleted router's agent clears the router first.
+					if err := h.send(ctx, c, last); err != nil {
+						log.Warn("send the last set", "err", err)
+					}
+				}
+				log.Info("dropping a peer whose token no longer stands")
 				return
 			}
 			set, err := c.peer.set(ctx, h.now().UTC().Truncate(time.Second))

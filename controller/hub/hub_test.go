@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
@@ -36,7 +37,7 @@ func newFixture(t testing.TB) fixture {
 // startHub serves a hub (one controller replica) over httptest.
 func startHub(t testing.TB, st *store.Store, cfg hub.Config) (*hub.Hub, string) {
 	t.Helper()
-	h := hub.New(st, cfg)
+	h := hub.New(forwards.New(st), cfg)
 	h.Start(context.Background())
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { h.Stop(); srv.Close() })

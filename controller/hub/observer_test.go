@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -111,11 +112,11 @@ func TestObserverEdge(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	rec := &recorder{}
-	h := hub.New(f.st, hub.Config{Observer: rec})
+	h := hub.New(forwards.New(f.st), hub.Config{Observer: rec})
 	h.Start(ctx)
 	srv := httptest.NewServer(h.Edges())
 	t.Cleanup(func() { h.Stop(); srv.Close() })
-	token, err := f.st.IssueEdgeToken(ctx, "eu1")
+	token, err := forwards.New(f.st).IssueEdgeToken(ctx, "eu1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestObserverEdge(t *testing.T) {
 	waitFor(t, "the edge to count as up", func() bool { return rec.count("up edge") == 1 })
 
 	fw := createForward(t, f)
-	if _, err := f.st.ApplyReport(ctx, f.router.ID, syncproto.Report{Revision: 1, Results: []syncproto.Result{{ID: fw.ID.String(), State: syncproto.StateApplied}}, Present: []string{fw.ID.String()}}, t0); err != nil {
+	if _, err := forwards.New(f.st).ApplyReport(ctx, f.router.ID, syncproto.Report{Revision: 1, Results: []syncproto.Result{{ID: fw.ID.String(), State: syncproto.StateApplied}}, Present: []string{fw.ID.String()}}, t0); err != nil {
 		t.Fatal(err)
 	}
 	// The router alone does not make it active in a region with an edge;

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
-	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -21,38 +21,48 @@ type agentPeer struct {
 }
 
 func (p *agentPeer) valid(ctx context.Context) (bool, error) {
-	r, err := p.h.store.AuthenticateAgent(ctx, p.secret)
+	r, err := p.h.svc.AuthenticateAgent(ctx, p.secret)
 	if errors.Is(err, fleet.ErrUnauthenticated) {
 		return false, nil
 	}
 	return err == nil && r.ID == p.router, err
 }
 
+// farewell is a deleted router's last set: the agent removes every forward
+// and the tunnel.
+func (p *agentPeer) farewell(ctx context.Context, now time.Time) (any, error) {
+	d, err := p.h.svc.FarewellSet(ctx, p.secret, p.router, now)
+	if d == nil {
+		return nil, err
+	}
+	return d, err
+}
+
 func (p *agentPeer) key() string  { return routerKey(p.router) }
 func (p *agentPeer) kind() string { return "agent" }
 
 func (p *agentPeer) connected(ctx context.Context, now time.Time) error {
-	return p.h.store.AgentConnected(ctx, p.router, now)
+	return p.h.svc.AgentConnected(ctx, p.router, now)
 }
 
 func (p *agentPeer) disconnected(ctx context.Context, now time.Time) error {
-	return p.h.store.AgentDisconnected(ctx, p.router, now)
+	return p.h.svc.AgentDisconnected(ctx, p.router, now)
 }
 
 func (p *agentPeer) seen(ctx context.Context, now time.Time) error {
-	return p.h.store.AgentSeen(ctx, p.router, now)
+	return p.h.svc.AgentSeen(ctx, p.router, now)
 }
 
 func (p *agentPeer) set(ctx context.Context, now time.Time) (any, error) {
-	return p.h.store.DesiredSet(ctx, p.router, now)
+	return p.h.svc.DesiredSet(ctx, p.router, now)
 }
 
 func (p *agentPeer) handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error {
 	switch msg.Type {
 	case syncproto.TypeHello:
-		return p.h.store.AgentHello(ctx, p.router, *msg.Hello, now)
+		return p.h.svc.AgentHello(ctx, p.router, *msg.Hello, now)
 	case syncproto.TypeReport:
-		out, err := p.h.store.ApplyReport(ctx, p.router, *msg.Report, now)
+		out, err := p.h.svc.ApplyReport(ctx, p.router, *msg.Report, now)
 		if msg.Report.Error != "" {
 			log.Warn("agent could not apply its set", "revision", msg.Report.Revision, "err", msg.Report.Error)
 		}
@@ -76,36 +86,38 @@ func (p *edgePeer) valid(ctx context.Context) (bool, error) {
 	if p.secret == "" {
 		return true, nil
 	}
-	r, err := p.h.store.AuthenticateEdge(ctx, p.secret)
+	r, err := p.h.svc.AuthenticateEdge(ctx, p.secret)
 	if errors.Is(err, fleet.ErrUnauthenticated) {
 		return false, nil
 	}
 	return err == nil && r.ID == p.region, err
 }
 
+func (p *edgePeer) farewell(context.Context, time.Time) (any, error) { return nil, nil }
+
 func (p *edgePeer) key() string  { return edgeKey(p.region) }
 func (p *edgePeer) kind() string { return "edge" }
 
 func (p *edgePeer) connected(ctx context.Context, now time.Time) error {
-	return p.h.store.EdgeConnected(ctx, p.region, now)
+	return p.h.svc.EdgeConnected(ctx, p.region, now)
 }
 
 func (p *edgePeer) disconnected(ctx context.Context, now time.Time) error {
-	return p.h.store.EdgeDisconnected(ctx, p.region, now)
+	return p.h.svc.EdgeDisconnected(ctx, p.region, now)
 }
 
 func (p *edgePeer) seen(ctx context.Context, now time.Time) error {
-	return p.h.store.EdgeSeen(ctx, p.region, now)
+	return p.h.svc.EdgeSeen(ctx, p.region, now)
 }
 
 func (p *edgePeer) set(ctx context.Context, now time.Time) (any, error) {
-	return p.h.store.EdgeListeners(ctx, p.region, p.h.cfg.EdgeLimits, now)
+	return p.h.svc.Listeners(ctx, p.region, p.h.cfg.EdgeLimits, now)
 }
 
 func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error {
 	switch msg.Type {
 	case syncproto.TypeReport:
-		activated, err := p.h.store.ApplyEdgeReport(ctx, p.region, *msg.Report, now)
+		activated, err := p.h.svc.ApplyEdgeReport(ctx, p.region, *msg.Report, now)
 		if msg.Report.Error != "" {
 			log.Warn("edge could not apply its listeners", "revision", msg.Report.Revision, "err", msg.Report.Error)
 		}
@@ -120,7 +132,7 @@ func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.
 				p.h.cfg.Observer.ConnectionEnded(p.region, c.Reason, c.BytesUp, c.BytesDown)
 			}
 		}
-		return p.h.store.RecordConnections(ctx, p.region, msg.Connections.Records)
+		return p.h.svc.RecordConnections(ctx, p.region, msg.Connections.Records)
 	}
 	return nil
 }
@@ -141,7 +153,7 @@ func (h *Hub) observeErrors(peer string, r *syncproto.Report) {
 
 // observeActivations tells the Observer about the forwards a report made
 // active.
-func (h *Hub) observeActivations(activated []store.Activation) {
+func (h *Hub) observeActivations(activated []forwards.Activation) {
 	now := h.now()
 	for _, a := range activated {
 		h.cfg.Observer.ForwardActivated(now.Sub(a.CreatedAt))

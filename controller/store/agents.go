@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/store/db"
-	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
 // AuthenticateAgent returns the router an agent token belongs to, or
@@ -27,61 +27,81 @@ func (s *Store) AuthenticateAgent(ctx context.Context, secret string) (fleet.Rou
 	return toRouter(row), nil
 }
 
-// RotateAgentToken gives one of the account's routers a new agent token and
-// returns its secret; the old token stops working and its connection is
-// dropped. The router's forwards are untouched.
-func (s *Store) RotateAgentToken(ctx context.Context, p fleet.Principal, router uuid.UUID, now time.Time) (string, error) {
-	secret, hash := newSecret(agentTokenPrefix)
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		row, err := q.RotateAgentToken(ctx, db.RotateAgentTokenParams{AgentTokenHash: hash, ID: router, AccountID: p.AccountID})
+// RetiredRouter reports whether secret is the agent token of router, deleted
+// since: its agent is owed one last, empty set.
+func (s *Store) RetiredRouter(ctx context.Context, secret string, router uuid.UUID) (bool, error) {
+	row, err := s.q.RouterByAgentTokenAny(ctx, hashSecret(secret))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("authenticate agent: %w", err)
+	}
+	return row.ID == router && row.DeletedAt != nil, nil
+}
+
+// RouterSet is what a router must hold: its live forwards, with the
+// revision they make up and the addresses its rules use.
+type RouterSet struct {
+	Revision      int64
+	TunnelAddress netip.Addr
+	EdgeAddress   netip.Addr
+	Forwards      []fleet.Forward
+	// Deleted: the router was deleted; its agent gets one last set without
+	// forwards or tunnel, so that it leaves nothing behind.
+	Deleted bool
+	// Tunnel is the region's tunnel (see fleet.RegionTunnel).
+	Tunnel fleet.RegionTunnel
+}
+
+// RouterSet reads router's live forwards at now in one snapshot, so that
+// the revision matches them.
+func (s *Store) RouterSet(ctx context.Context, router uuid.UUID, now time.Time) (RouterSet, error) {
+	var set RouterSet
+	err := s.snapshot(ctx, func(q *db.Queries) error {
+		target, err := q.AgentTarget(ctx, router)
 		if err != nil {
 			return notFound(err)
 		}
-		if err := audit(ctx, q, now, p.AccountID, p.Actor(), fleet.ActionAgentTokenRotate, router, map[string]any{}); err != nil {
+		rows, err := q.ListLiveForwards(ctx, db.ListLiveForwardsParams{RouterID: router, Now: now})
+		if err != nil {
 			return err
 		}
-		return publish(ctx, q, Change{RouterID: router, Region: row.RegionID, Disconnect: true})
+		set = RouterSet{Revision: target.Revision, TunnelAddress: target.TunnelAddress, EdgeAddress: target.EdgeTunnelAddress,
+			Forwards: make([]fleet.Forward, len(rows)), Deleted: target.DeletedAt != nil,
+			Tunnel: fleet.RegionTunnel{Managed: target.TunnelMode == tunnelManaged, Endpoint: target.TunnelEndpoint,
+				EdgePublicKey: target.EdgePublicKey}}
+		if set.Deleted {
+			set.Forwards = nil
+			return nil
+		}
+		for i, r := range rows {
+			set.Forwards[i] = toForward(r.Forward, r.EntryPoint, r.ConnectionsActive)
+		}
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("rotate agent token of %s: %w", router, err)
+		return RouterSet{}, fmt.Errorf("desired set of %s: %w", router, err)
 	}
-	return secret, nil
+	return set, nil
 }
 
-// DesiredSet is the full set of forwards router must hold at now.
-func (s *Store) DesiredSet(ctx context.Context, router uuid.UUID, now time.Time) (*syncproto.Desired, error) {
-	// One snapshot, so the revision matches the forwards.
+// snapshot runs fn in a read-only transaction that sees one snapshot.
+func (s *Store) snapshot(ctx context.Context, fn func(q *db.Queries) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("desired set of %s: %w", router, err)
+		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	q := s.q.WithTx(tx)
-	target, err := q.AgentTarget(ctx, router)
-	if err != nil {
-		return nil, fmt.Errorf("desired set of %s: %w", router, notFound(err))
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
 	}
-	rows, err := q.ListLiveForwards(ctx, db.ListLiveForwardsParams{RouterID: router, Now: now})
-	if err != nil {
-		return nil, fmt.Errorf("desired set of %s: %w", router, err)
-	}
-	d := &syncproto.Desired{
-		Revision: target.Revision, TunnelAddress: target.TunnelAddress, EdgeAddress: target.EdgeTunnelAddress,
-		Forwards: make([]syncproto.Forward, len(rows)), SentAt: now,
-	}
-	for i, r := range rows {
-		f := r.Forward
-		d.Forwards[i] = syncproto.Forward{
-			ID: f.ID.String(), Port: uint16(f.Port), DstAddress: f.DstAddress, DstPort: uint16(f.DstPort),
-			ExpiresAt: f.ExpiresAt.UTC(), Masquerade: f.Masquerade,
-		}
-	}
-	return d, tx.Commit(ctx)
+	return tx.Commit(ctx)
 }
 
 // AgentConnected records that router's agent connected at now.
 func (s *Store) AgentConnected(ctx context.Context, router uuid.UUID, now time.Time) error {
-	if err := s.q.AgentConnected(ctx, db.AgentConnectedParams{Now: now, ID: router}); err != nil {
+	if err := s.retry(ctx, func() error { return s.q.AgentConnected(ctx, db.AgentConnectedParams{Now: now, ID: router}) }); err != nil {
 		return fmt.Errorf("agent of %s connected: %w", router, err)
 	}
 	return nil
@@ -89,7 +109,7 @@ func (s *Store) AgentConnected(ctx context.Context, router uuid.UUID, now time.T
 
 // AgentDisconnected records that router's agent went away at now.
 func (s *Store) AgentDisconnected(ctx context.Context, router uuid.UUID, now time.Time) error {
-	if err := s.q.AgentDisconnected(ctx, db.AgentDisconnectedParams{Now: now, ID: router}); err != nil {
+	if err := s.retry(ctx, func() error { return s.q.AgentDisconnected(ctx, db.AgentDisconnectedParams{Now: now, ID: router}) }); err != nil {
 		return fmt.Errorf("agent of %s disconnected: %w", router, err)
 	}
 	return nil
@@ -97,17 +117,28 @@ func (s *Store) AgentDisconnected(ctx context.Context, router uuid.UUID, now tim
 
 // AgentSeen records a sign of life (a heartbeat answered).
 func (s *Store) AgentSeen(ctx context.Context, router uuid.UUID, now time.Time) error {
-	if err := s.q.AgentSeen(ctx, db.AgentSeenParams{Now: now, ID: router}); err != nil {
+	if err := s.retry(ctx, func() error { return s.q.AgentSeen(ctx, db.AgentSeenParams{Now: now, ID: router}) }); err != nil {
 		return fmt.Errorf("agent of %s seen: %w", router, err)
 	}
 	return nil
 }
 
+// AgentInfo is what an agent says about itself and its router; empty
+// router fields leave what is known.
+type AgentInfo struct {
+	AgentVersion    string
+	RouterOSVersion string
+	Board           string
+	Identity        string
+}
+
 // AgentHello records an agent's introduction.
-func (s *Store) AgentHello(ctx context.Context, router uuid.UUID, h syncproto.Hello, now time.Time) error {
-	err := s.q.AgentHello(ctx, db.AgentHelloParams{
-		Now: now, AgentVersion: h.AgentVersion, RouterosVersion: h.Router.RouterOSVersion,
-		Board: h.Router.Board, Identity: h.Router.Identity, ID: router,
+func (s *Store) AgentHello(ctx context.Context, router uuid.UUID, a AgentInfo, now time.Time) error {
+	err := s.retry(ctx, func() error {
+		return s.q.AgentHello(ctx, db.AgentHelloParams{
+			Now: now, AgentVersion: a.AgentVersion, RouterosVersion: a.RouterOSVersion,
+			Board: a.Board, Identity: a.Identity, ID: router,
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("agent of %s hello: %w", router, err)
@@ -115,70 +146,43 @@ func (s *Store) AgentHello(ctx context.Context, router uuid.UUID, h syncproto.He
 	return nil
 }
 
-// ReportOutcome says what a report changed.
-type ReportOutcome struct {
-	Activated []Activation // forwards this report made active
-	Removed   []uuid.UUID  // forwards whose removal the router confirmed
+// AgentPass is what an agent says of one pass over its set.
+type AgentPass struct {
+	AgentInfo
+	// Revision is the revision of the set applied; it counts only up to
+	// the router's current revision.
+	Revision int64
+	// Error is a failure of the whole pass; empty after a clean one.
+	Error string
+	// ClockOffsetMillis is the router's clock minus the controller's;
+	// nil keeps the last one known.
+	ClockOffsetMillis *int64
+	// Tunnel is the router's end of the tunnel (its PublicKey is recorded
+	// by SetRouterTunnelKey, not here); nil when the agent reported none.
+	Tunnel *fleet.TunnelState
 }
 
-// Activation is a forward that a report made active (pending → active).
-type Activation struct {
-	ID        uuid.UUID
-	CreatedAt time.Time
-}
-
-// ApplyReport records what router's agent applied: forwards it confirmed
-// become active, ended forwards it no longer holds become removed (freeing
-// their ports), and refusals and failures are kept on the forward. Only
-// forwards whose state changes are written, in one statement.
-func (s *Store) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.Report, now time.Time) (ReportOutcome, error) {
+// AgentPassed records an agent's pass in a transaction of its own, holding
+// nothing else (see the lock order).
+func (s *Store) AgentPassed(ctx context.Context, router uuid.UUID, p AgentPass, now time.Time) error {
 	err := s.retry(ctx, func() error {
 		return s.q.AgentReport(ctx, db.AgentReportParams{
-			Now: now, AgentVersion: r.AgentVersion, RouterosVersion: r.Router.RouterOSVersion,
-			Board: r.Router.Board, Identity: r.Router.Identity, AppliedRevision: r.Revision,
-			AgentError: r.Error, ClockOffsetMs: r.ClockOffsetMillis, ID: router,
+			Now: now, AgentVersion: p.AgentVersion, RouterosVersion: p.RouterOSVersion,
+			Board: p.Board, Identity: p.Identity, AppliedRevision: p.Revision,
+			AgentError: p.Error, ClockOffsetMs: p.ClockOffsetMillis, ID: router,
 		})
 	})
-	if err != nil || r.Error != "" {
-		return ReportOutcome{}, wrapReport(router, err) // a failed pass confirms nothing
+	if err == nil && p.Tunnel != nil {
+		t := p.Tunnel
+		err = s.retry(ctx, func() error {
+			return s.q.AgentTunnel(ctx, db.AgentTunnelParams{
+				HandshakeAt: t.LastHandshake, Endpoint: t.Endpoint, RxBytes: t.RxBytes, TxBytes: t.TxBytes,
+				TunnelError: t.Error, Now: now, ID: router,
+			})
+		})
 	}
-	rr := readResults(r.Results)
-	present := make(map[uuid.UUID]bool, len(r.Present))
-	for _, p := range r.Present {
-		if id, err := uuid.Parse(p); err == nil {
-			present[id] = true
-		}
-	}
-	var out reportOutcome
-	err = s.inTx(ctx, func(q *db.Queries) error {
-		rows, err := q.LockRouterForwards(ctx, db.LockRouterForwardsParams{RouterID: router, Ids: rr.ids()})
-		if err != nil {
-			return err
-		}
-		states := make([]forwardState, len(rows))
-		for i, r := range rows {
-			states[i] = stateOf(r.ID, r.Status, r.RouterError, r.EdgeError, r.RuleConfirmed, r.ListenerConfirmed, r.EdgeManaged, r.CreatedAt)
-		}
-		out = agentReported(states, rr, present)
-		return writeStates(ctx, q, out.changed, now)
-	})
 	if err != nil {
-		return ReportOutcome{}, wrapReport(router, err)
+		return fmt.Errorf("report of %s: %w", router, err)
 	}
-	return ReportOutcome{Activated: out.activated, Removed: out.removed}, nil
-}
-
-func wrapReport(router uuid.UUID, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("report of %s: %w", router, err)
-}
-
-// stateOf gathers a locked forward's columns that reports change.
-func stateOf(id uuid.UUID, status, routerError, edgeError string, rule, listener, edgeManaged bool, created time.Time) forwardState {
-	return forwardState{
-		ID: id, Status: fleet.Status(status), RouterError: routerError, EdgeError: edgeError,
-		RuleConfirmed: rule, ListenerConfirmed: listener, EdgeManaged: edgeManaged, CreatedAt: created,
-	}
+	return nil
 }

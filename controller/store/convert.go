@@ -1,6 +1,7 @@
 package store
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
@@ -22,8 +23,18 @@ func toRegion(r db.Region) fleet.Region {
 			ConnectedAt: utcPtr(r.EdgeConnectedAt), DisconnectedAt: utcPtr(r.EdgeDisconnectedAt), SeenAt: utcPtr(r.EdgeSeenAt),
 			Version: r.EdgeVersion, AppliedRevision: r.EdgeAppliedRevision, LastError: r.EdgeError,
 		},
+		Tunnel: fleet.RegionTunnel{
+			Managed: r.TunnelMode == tunnelManaged, Endpoint: r.TunnelEndpoint, EdgePublicKey: r.EdgePublicKey,
+			Prefix: prefixOf(r.TunnelPrefix),
+		},
 	}
 }
+
+// Tunnel modes as the database spells them.
+const (
+	tunnelManaged = "managed"
+	tunnelManual  = "manual"
+)
 
 func toRouter(r db.Router) fleet.Router {
 	return fleet.Router{
@@ -34,6 +45,10 @@ func toRouter(r db.Router) fleet.Router {
 			SeenAt: utcPtr(r.AgentSeenAt), AgentVersion: r.AgentVersion, RouterOSVersion: r.RouterosVersion,
 			Board: r.Board, Identity: r.Identity, AppliedRevision: r.AppliedRevision, LastError: r.AgentError,
 			ClockOffset: millisPtr(r.ClockOffsetMs),
+		},
+		Tunnel: fleet.TunnelState{
+			PublicKey: r.TunnelPublicKey, LastHandshake: utcPtr(r.TunnelHandshakeAt), Endpoint: r.TunnelEndpoint,
+			RxBytes: r.TunnelRxBytes, TxBytes: r.TunnelTxBytes, Error: r.TunnelError, ReportedAt: utcPtr(r.TunnelReportedAt),
 		},
 	}
 }
@@ -64,4 +79,11 @@ func millisPtr(ms *int64) *time.Duration {
 	}
 	d := time.Duration(*ms) * time.Millisecond
 	return &d
+}
+
+func prefixOf(p *netip.Prefix) netip.Prefix {
+	if p == nil {
+		return netip.Prefix{}
+	}
+	return *p
 }

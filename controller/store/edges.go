@@ -12,32 +12,28 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/store/db"
-	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
 const edgeTokenPrefix = "tpfe_"
 
-// IssueEdgeToken gives a region a new edge token and returns its secret;
-// a previous token stops working and its edge is dropped. From then on the
-// region counts as served by a tpf edge.
-func (s *Store) IssueEdgeToken(ctx context.Context, region string) (string, error) {
-	secret, hash := newSecret(edgeTokenPrefix)
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		if _, err := q.SetEdgeToken(ctx, db.SetEdgeTokenParams{EdgeTokenHash: hash, ID: region}); err != nil {
-			return fmt.Errorf("region %q: %w", region, notFound(err))
-		}
-		return publish(ctx, q, Change{Region: region, Disconnect: true})
-	})
-	if err != nil {
-		return "", fmt.Errorf("issue edge token: %w", err)
-	}
-	return secret, nil
+// NewEdgeSecret returns a fresh edge token secret; ReplaceEdgeToken stores
+// its hash.
+func NewEdgeSecret() string {
+	secret, _ := newSecret(edgeTokenPrefix)
+	return secret
+}
+
+// NewAgentSecret returns a fresh agent token secret; CreateRouter and
+// ReplaceAgentToken store its hash.
+func NewAgentSecret() string {
+	secret, _ := newSecret(agentTokenPrefix)
+	return secret
 }
 
 // SetEdgeManaged marks a region as served by a tpf edge (an embedded one
 // has no token).
 func (s *Store) SetEdgeManaged(ctx context.Context, region string) error {
-	if err := s.q.SetEdgeManaged(ctx, region); err != nil {
+	if err := s.retry(ctx, func() error { return s.q.SetEdgeManaged(ctx, region) }); err != nil {
 		return fmt.Errorf("region %q: %w", region, err)
 	}
 	return nil
@@ -56,30 +52,66 @@ func (s *Store) AuthenticateEdge(ctx context.Context, secret string) (fleet.Regi
 	return toRegion(row), nil
 }
 
-// EdgeListeners is the full listener set of region at now, each with lim.
-func (s *Store) EdgeListeners(ctx context.Context, region string, lim syncproto.Limits, now time.Time) (*syncproto.Listeners, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("listeners of %q: %w", region, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	q := s.q.WithTx(tx)
-	r, err := q.GetRegion(ctx, region)
-	if err != nil {
-		return nil, fmt.Errorf("listeners of %q: %w", region, notFound(err))
-	}
-	rows, err := q.ListRegionListeners(ctx, db.ListRegionListenersParams{RegionID: region, Now: now})
-	if err != nil {
-		return nil, fmt.Errorf("listeners of %q: %w", region, err)
-	}
-	l := &syncproto.Listeners{Revision: r.Revision, Region: region, Listeners: make([]syncproto.Listener, len(rows)), SentAt: now}
-	for i, row := range rows {
-		l.Listeners[i] = syncproto.Listener{
-			ID: row.ID.String(), Port: uint16(row.Port), Allow: row.AllowCidr,
-			Target: netip.AddrPortFrom(row.TunnelAddress, uint16(row.Port)), ExpiresAt: row.ExpiresAt.UTC(), Limits: lim,
+// RegionSet is what a region's edge must hold: a listener per live
+// forward, with the revision they make up.
+type RegionSet struct {
+	Revision  int64
+	Listeners []Listener
+	// Tunnel is the region's tunnel, with the edge's address; Peers are the
+	// routers whose end has a key (only for a managed tunnel).
+	Tunnel      fleet.RegionTunnel
+	EdgeAddress netip.Addr
+	Peers       []Peer
+}
+
+// Peer is one router as its region's edge's WireGuard device holds it.
+type Peer struct {
+	PublicKey string
+	Address   netip.Addr
+}
+
+// Listener is one live forward as its region's edge holds it: connections
+// from Allow to Port go to the router's tunnel address, same port.
+type Listener struct {
+	ID            uuid.UUID
+	Port          uint16
+	Allow         netip.Prefix
+	TunnelAddress netip.Addr
+	ExpiresAt     time.Time
+}
+
+// RegionSet reads region's live forwards at now in one snapshot, so that
+// the revision matches them.
+func (s *Store) RegionSet(ctx context.Context, region string, now time.Time) (RegionSet, error) {
+	var set RegionSet
+	err := s.snapshot(ctx, func(q *db.Queries) error {
+		r, err := q.GetRegion(ctx, region)
+		if err != nil {
+			return notFound(err)
 		}
+		rows, err := q.ListRegionListeners(ctx, db.ListRegionListenersParams{RegionID: region, Now: now})
+		if err != nil {
+			return err
+		}
+		region := toRegion(r)
+		set = RegionSet{Revision: r.Revision, Listeners: make([]Listener, len(rows)), Tunnel: region.Tunnel, EdgeAddress: region.EdgeTunnelAddress}
+		for i, row := range rows {
+			set.Listeners[i] = Listener{ID: row.ID, Port: uint16(row.Port), Allow: row.AllowCidr,
+				TunnelAddress: row.TunnelAddress, ExpiresAt: row.ExpiresAt.UTC()}
+		}
+		if !region.Tunnel.Managed {
+			return nil
+		}
+		peers, err := q.ListRegionPeers(ctx, region.ID)
+		for _, p := range peers {
+			set.Peers = append(set.Peers, Peer{PublicKey: p.TunnelPublicKey, Address: p.TunnelAddress})
+		}
+		return err
+	})
+	if err != nil {
+		return RegionSet{}, fmt.Errorf("listeners of %q: %w", region, err)
 	}
-	return l, tx.Commit(ctx)
+	return set, nil
 }
 
 // EdgeConnected records that region's edge connected at now; connections it
@@ -100,7 +132,7 @@ func (s *Store) EdgeConnected(ctx context.Context, region string, now time.Time)
 
 // EdgeDisconnected records that region's edge went away at now.
 func (s *Store) EdgeDisconnected(ctx context.Context, region string, now time.Time) error {
-	if err := s.q.EdgeDisconnected(ctx, db.EdgeDisconnectedParams{Now: now, ID: region}); err != nil {
+	if err := s.retry(ctx, func() error { return s.q.EdgeDisconnected(ctx, db.EdgeDisconnectedParams{Now: now, ID: region}) }); err != nil {
 		return fmt.Errorf("edge of %q disconnected: %w", region, err)
 	}
 	return nil
@@ -108,76 +140,52 @@ func (s *Store) EdgeDisconnected(ctx context.Context, region string, now time.Ti
 
 // EdgeSeen records a sign of life of region's edge.
 func (s *Store) EdgeSeen(ctx context.Context, region string, now time.Time) error {
-	if err := s.q.EdgeSeen(ctx, db.EdgeSeenParams{Now: now, ID: region}); err != nil {
+	if err := s.retry(ctx, func() error { return s.q.EdgeSeen(ctx, db.EdgeSeenParams{Now: now, ID: region}) }); err != nil {
 		return fmt.Errorf("edge of %q seen: %w", region, err)
 	}
 	return nil
 }
 
-// ApplyEdgeReport records what region's edge applied: forwards it listens
-// for count as in place at the entry point (and become active when their
-// router confirmed them too); failures are kept on the forward. It returns
-// the forwards this report made active.
-func (s *Store) ApplyEdgeReport(ctx context.Context, region string, r syncproto.Report, now time.Time) ([]Activation, error) {
+// EdgePassed records an edge's pass over its listener set (version,
+// revision applied — counted only up to the region's current one — and a
+// failure of the whole pass) in a transaction of its own.
+func (s *Store) EdgePassed(ctx context.Context, region, version string, revision int64, passErr string, now time.Time) error {
 	err := s.retry(ctx, func() error {
-		return s.q.EdgeReport(ctx, db.EdgeReportParams{Now: now, EdgeVersion: r.AgentVersion, AppliedRevision: r.Revision, EdgeError: r.Error, ID: region})
-	})
-	if err != nil || r.Error != "" {
-		return nil, wrapEdgeReport(region, err)
-	}
-	rr := readResults(r.Results)
-	var out reportOutcome
-	err = s.inTx(ctx, func(q *db.Queries) error {
-		rows, err := q.LockRegionForwards(ctx, db.LockRegionForwardsParams{RegionID: region, Ids: rr.ids()})
-		if err != nil {
-			return err
-		}
-		states := make([]forwardState, len(rows))
-		for i, r := range rows {
-			states[i] = stateOf(r.ID, r.Status, r.RouterError, r.EdgeError, r.RuleConfirmed, r.ListenerConfirmed, r.EdgeManaged, r.CreatedAt)
-		}
-		out = edgeReported(states, rr)
-		return writeStates(ctx, q, out.changed, now)
+		return s.q.EdgeReport(ctx, db.EdgeReportParams{Now: now, EdgeVersion: version, AppliedRevision: revision, EdgeError: passErr, ID: region})
 	})
 	if err != nil {
-		return nil, wrapEdgeReport(region, err)
+		return fmt.Errorf("edge report of %q: %w", region, err)
 	}
-	return out.activated, nil
-}
-
-func wrapEdgeReport(region string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("edge report of %q: %w", region, err)
+	return nil
 }
 
 // RecordConnections stores connection records from region's edge in one
-// statement; records for forwards of other regions are ignored, and so are
-// records that would move a connection to another forward.
-func (s *Store) RecordConnections(ctx context.Context, region string, recs []syncproto.Connection) error {
-	byID := make(map[uuid.UUID]syncproto.Connection, len(recs))
-	for _, c := range recs {
-		id, err := uuid.Parse(c.ID)
-		if err != nil {
-			continue
-		}
-		if _, err := uuid.Parse(c.ForwardID); err != nil {
-			continue
-		}
-		byID[id] = c // the newest record of a connection wins
-	}
-	if len(byID) == 0 {
+// statement, the newest record of each connection winning; records for
+// forwards of other regions are ignored, and so are records that would move
+// a connection to another forward.
+func (s *Store) RecordConnections(ctx context.Context, region string, recs []fleet.Connection) error {
+	if len(recs) == 0 {
 		return nil
 	}
+	latest := make(map[uuid.UUID]int, len(recs))
+	for i, c := range recs {
+		latest[c.ID] = i
+	}
 	p := db.UpsertConnectionsParams{RegionID: region}
-	for id, c := range byID {
-		p.Ids = append(p.Ids, id)
-		p.ForwardIds = append(p.ForwardIds, uuid.MustParse(c.ForwardID))
-		p.Sources = append(p.Sources, c.Source.String())
-		p.StartedAts = append(p.StartedAts, c.Start.UTC())
-		p.Ended = append(p.Ended, !c.End.IsZero())
-		p.EndedAts = append(p.EndedAts, c.End.UTC())
+	for i, c := range recs {
+		if latest[c.ID] != i {
+			continue
+		}
+		p.Ids = append(p.Ids, c.ID)
+		p.ForwardIds = append(p.ForwardIds, c.ForwardID)
+		p.Sources = append(p.Sources, c.Source)
+		p.StartedAts = append(p.StartedAts, c.StartedAt.UTC())
+		p.Ended = append(p.Ended, c.EndedAt != nil)
+		end := time.Time{}
+		if c.EndedAt != nil {
+			end = c.EndedAt.UTC()
+		}
+		p.EndedAts = append(p.EndedAts, end)
 		p.BytesUp = append(p.BytesUp, c.BytesUp)
 		p.BytesDown = append(p.BytesDown, c.BytesDown)
 		p.Reasons = append(p.Reasons, c.Reason)

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -67,7 +68,7 @@ func TestReportRevisionIsCapped(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	f.newForward(t, time.Hour, t0) // revision 1
-	if _, err := f.st.ApplyReport(ctx, f.router.ID, syncproto.Report{Revision: 1<<63 - 1}, t0); err != nil {
+	if _, err := forwards.New(f.st).ApplyReport(ctx, f.router.ID, syncproto.Report{Revision: 1<<63 - 1}, t0); err != nil {
 		t.Fatal(err)
 	}
 	f.newForward(t, time.Hour, t0) // revision 2
@@ -78,10 +79,10 @@ func TestReportRevisionIsCapped(t *testing.T) {
 	if r.Revision != 2 || r.Agent.AppliedRevision != 1 {
 		t.Errorf("revisions: got desired %d, applied %d, want 2 and 1 (applied counts up to what was sent)", r.Revision, r.Agent.AppliedRevision)
 	}
-	if _, err := f.st.EdgeListeners(ctx, "eu1", syncproto.Limits{}, t0); err != nil {
+	if _, err := forwards.New(f.st).Listeners(ctx, "eu1", syncproto.Limits{}, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.ApplyEdgeReport(ctx, "eu1", syncproto.Report{Revision: 1 << 40}, t0); err != nil {
+	if _, err := forwards.New(f.st).ApplyEdgeReport(ctx, "eu1", syncproto.Report{Revision: 1 << 40}, t0); err != nil {
 		t.Fatal(err)
 	}
 	region, err := f.st.Region(ctx, "eu1")
@@ -115,19 +116,19 @@ func TestConnectionRecordsStayInTheirRegion(t *testing.T) {
 	}
 	conn := uuid.New()
 	rec := syncproto.Connection{ID: conn.String(), ForwardID: eu.ID.String(), Source: netip.MustParseAddrPort("81.2.69.7:40000"), Start: t0}
-	if err := f.st.RecordConnections(ctx, "eu1", []syncproto.Connection{rec}); err != nil {
+	if err := forwards.New(f.st).RecordConnections(ctx, "eu1", []syncproto.Connection{rec}); err != nil {
 		t.Fatal(err)
 	}
 	// us1's edge claims the same connection id for its own forward, ended.
 	forged := rec
 	forged.ForwardID, forged.End, forged.Reason, forged.BytesUp = us.ID.String(), t0.Add(time.Minute), "forged", 1
-	if err := f.st.RecordConnections(ctx, "us1", []syncproto.Connection{forged}); err != nil {
+	if err := forwards.New(f.st).RecordConnections(ctx, "us1", []syncproto.Connection{forged}); err != nil {
 		t.Fatal(err)
 	}
 	// And eu1's forward's records from us1's edge are ignored.
 	stray := rec
 	stray.ID = uuid.NewString()
-	if err := f.st.RecordConnections(ctx, "us1", []syncproto.Connection{stray}); err != nil {
+	if err := forwards.New(f.st).RecordConnections(ctx, "us1", []syncproto.Connection{stray}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.st.Connections(ctx, f.p.AccountID, f.router.ID, eu.ID, 10)

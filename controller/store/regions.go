@@ -8,12 +8,32 @@ import (
 	"github.com/tpf-dev/tpf/controller/store/db"
 )
 
-// CreateRegion adds a region.
+// CreateRegion adds a region. A region with a managed tunnel takes its
+// edge's tunnel address from its prefix (the first usable address); one
+// without a prefix gets the first /16 of 100.64.0.0/10 that no other
+// region's tunnel overlaps. Overlapping prefixes are fleet.ErrExists.
 func (s *Store) CreateRegion(ctx context.Context, r fleet.Region) (fleet.Region, error) {
-	row, err := s.q.CreateRegion(ctx, db.CreateRegionParams{
+	p := db.CreateRegionParams{
 		ID: r.ID, EntryPoint: r.EntryPoint, PortMin: int32(r.Ports.Min), PortMax: int32(r.Ports.Max),
-		EdgeTunnelAddress: r.EdgeTunnelAddress, CreatedAt: r.CreatedAt,
-	})
+		EdgeTunnelAddress: r.EdgeTunnelAddress, CreatedAt: r.CreatedAt, TunnelMode: tunnelManual,
+	}
+	if r.Tunnel.Managed {
+		prefix := r.Tunnel.Prefix
+		if !prefix.IsValid() {
+			free, err := s.q.FreeTunnelPrefix(context.WithoutCancel(ctx))
+			if err != nil {
+				return fleet.Region{}, fmt.Errorf("create region %q: no free tunnel prefix in 100.64.0.0/10: %w", r.ID, err)
+			}
+			prefix = free
+		}
+		prefix = prefix.Masked()
+		p.TunnelMode, p.TunnelPrefix, p.TunnelEndpoint = tunnelManaged, &prefix, r.Tunnel.Endpoint
+		p.EdgeTunnelAddress = prefix.Addr().Next()
+	}
+	row, err := s.q.CreateRegion(ctx, p)
+	if isExclusionViolation(err) {
+		return fleet.Region{}, fmt.Errorf("region %q: its tunnel prefix overlaps another region's: %w", r.ID, fleet.ErrExists)
+	}
 	if isUniqueViolation(err) {
 		return fleet.Region{}, fmt.Errorf("region %q: %w", r.ID, fleet.ErrExists)
 	}

@@ -92,6 +92,11 @@ type Desired struct {
 	// src-address of its rules.
 	EdgeAddress netip.Addr `json:"edge_address"`
 	Forwards    []Forward  `json:"forwards"`
+	// Tunnel is the router's end of the management tunnel to its region's
+	// edge, which the agent keeps on the router; nil means the region has
+	// no managed tunnel (the operator brings a VPN), and the agent removes
+	// any tunnel objects it made.
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
 	// SentAt is the controller's clock when it sent the set. The agent
 	// decides expiry on the controller's time derived from it (see the
 	// package comment); zero leaves the agent's estimate unchanged.
@@ -108,12 +113,78 @@ type Forward struct {
 	Masquerade bool       `json:"masquerade,omitempty"`
 }
 
+// Tunnel is a router's end of the WireGuard management tunnel: one
+// tpf-named interface with Address on it (a /32 whose network is the edge's
+// address, so the router routes the edge's replies into the tunnel), and
+// one peer, the edge, at Endpoint.
+type Tunnel struct {
+	// Address is the router's address in the tunnel (TunnelAddress).
+	Address netip.Addr `json:"address"`
+	// EdgeAddress is the edge's address in the tunnel: the peer's
+	// allowed-address (/32) and the network of Address.
+	EdgeAddress netip.Addr `json:"edge_address"`
+	// EdgePublicKey is the edge's WireGuard public key (base64); empty
+	// while the edge has not reported one: the agent then builds the
+	// interface and its address, and adds the peer later.
+	EdgePublicKey string `json:"edge_public_key,omitempty"`
+	// Endpoint is where the edge listens, HOST:PORT (UDP).
+	Endpoint string `json:"endpoint"`
+	// KeepaliveSeconds is the peer's persistent-keepalive, which keeps the
+	// router's NAT and firewall state open for the edge's packets.
+	KeepaliveSeconds int `json:"keepalive_seconds"`
+}
+
+// TunnelState is what a router's or an edge's end of a tunnel reports.
+type TunnelState struct {
+	// PublicKey is this end's public key (the private key never leaves the
+	// machine that generated it).
+	PublicKey string `json:"public_key,omitempty"`
+	// Peers has one entry per peer: the edge for an agent, the routers for
+	// an edge.
+	Peers []PeerState `json:"peers,omitempty"`
+	// Error says why the tunnel could not be built, empty when it stands.
+	Error string `json:"error,omitempty"`
+}
+
+// PeerState is one WireGuard peer as its device sees it.
+type PeerState struct {
+	PublicKey string `json:"public_key"`
+	// LastHandshake is zero when the peer never completed one.
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
+	// Endpoint is where the peer's packets come from (HOST:PORT), empty
+	// when unknown.
+	Endpoint string `json:"endpoint,omitempty"`
+	RxBytes  int64  `json:"rx_bytes"`
+	TxBytes  int64  `json:"tx_bytes"`
+}
+
 // Listeners is the full set of entry-point listeners an edge must hold.
 type Listeners struct {
 	Revision  int64      `json:"revision"`
 	Region    string     `json:"region"`
 	Listeners []Listener `json:"listeners"`
-	SentAt    time.Time  `json:"sent_at"`
+	// Tunnel is the edge's end of its region's management tunnel; nil
+	// means the region has none (the operator brings a VPN).
+	Tunnel *EdgeTunnel `json:"tunnel,omitempty"`
+	SentAt time.Time   `json:"sent_at"`
+}
+
+// EdgeTunnel is the edge's end of a region's management tunnel: one
+// WireGuard device with Address (the region's edge tunnel address, with the
+// region's tunnel prefix length, so every router's address routes into the
+// device), listening on ListenPort, with one peer per router that has
+// reported its public key.
+type EdgeTunnel struct {
+	Address    netip.Prefix `json:"address"`
+	ListenPort uint16       `json:"listen_port"`
+	Peers      []EdgePeer   `json:"peers"`
+}
+
+// EdgePeer is one router as the edge's WireGuard device holds it.
+type EdgePeer struct {
+	PublicKey string `json:"public_key"`
+	// Address is the router's tunnel address: the peer's only allowed IP.
+	Address netip.Addr `json:"address"`
 }
 
 // Listener is one forward as the edge holds it: connections from Allow to
@@ -181,6 +252,9 @@ type Report struct {
 	// received since the agent started) and from edges. It is good to about
 	// a second: SentAt is in whole seconds and ignores transit time.
 	ClockOffsetMillis *int64 `json:"clock_offset_ms,omitempty"`
+	// Tunnel is the state of the sender's end of the management tunnel;
+	// nil when it has none.
+	Tunnel *TunnelState `json:"tunnel,omitempty"`
 }
 
 // Result states.

@@ -136,9 +136,11 @@ where f.id = due.id;
 select f.id, f.status, f.router_error, f.edge_error, f.created_at,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
-       rg.edge_managed
+       rg.edge_managed,
+       (rg.tunnel_mode = 'manual' or ro.tunnel_handshake_at > @handshake_since::timestamptz)::boolean as tunnel_up
 from forwards f
 join regions rg on rg.id = f.region_id
+join routers ro on ro.id = f.router_id
 where f.router_id = @router_id and (f.id = any(@ids::uuid[]) or f.status = 'removing')
 order by f.id
 for no key update of f;
@@ -148,9 +150,11 @@ for no key update of f;
 select f.id, f.status, f.router_error, f.edge_error, f.created_at,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
-       rg.edge_managed
+       rg.edge_managed,
+       (rg.tunnel_mode = 'manual' or ro.tunnel_handshake_at > @handshake_since::timestamptz)::boolean as tunnel_up
 from forwards f
 join regions rg on rg.id = f.region_id
+join routers ro on ro.id = f.router_id
 where f.region_id = @region_id and f.id = any(@ids::uuid[])
 order by f.id
 for no key update of f;

@@ -129,20 +129,26 @@ func (q *Queries) AgentSeen(ctx context.Context, arg AgentSeenParams) error {
 }
 
 const agentTarget = `-- name: AgentTarget :one
-select ro.id, ro.revision, ro.tunnel_address, rg.edge_tunnel_address
+select ro.id, ro.revision, ro.tunnel_address, ro.deleted_at, rg.edge_tunnel_address,
+       rg.tunnel_mode, rg.tunnel_endpoint, rg.edge_public_key
 from routers ro
 join regions rg on rg.id = ro.region_id
-where ro.id = $1 and ro.deleted_at is null
+where ro.id = $1
 `
 
 type AgentTargetRow struct {
 	ID                uuid.UUID
 	Revision          int64
 	TunnelAddress     netip.Addr
+	DeletedAt         *time.Time
 	EdgeTunnelAddress netip.Addr
+	TunnelMode        string
+	TunnelEndpoint    string
+	EdgePublicKey     string
 }
 
-// What a router's desired set is addressed with.
+// What a router's desired set is addressed with, and its region's tunnel; a
+// deleted router's too (its agent gets one last, empty set).
 func (q *Queries) AgentTarget(ctx context.Context, id uuid.UUID) (AgentTargetRow, error) {
 	row := q.db.QueryRow(ctx, agentTarget, id)
 	var i AgentTargetRow
@@ -150,15 +156,72 @@ func (q *Queries) AgentTarget(ctx context.Context, id uuid.UUID) (AgentTargetRow
 		&i.ID,
 		&i.Revision,
 		&i.TunnelAddress,
+		&i.DeletedAt,
 		&i.EdgeTunnelAddress,
+		&i.TunnelMode,
+		&i.TunnelEndpoint,
+		&i.EdgePublicKey,
 	)
 	return i, err
+}
+
+const agentTunnel = `-- name: AgentTunnel :exec
+update routers
+set tunnel_handshake_at = $1::timestamptz, tunnel_endpoint = $2,
+    tunnel_rx_bytes = $3, tunnel_tx_bytes = $4, tunnel_error = $5,
+    tunnel_reported_at = $6::timestamptz
+where id = $7
+`
+
+type AgentTunnelParams struct {
+	HandshakeAt *time.Time
+	Endpoint    string
+	RxBytes     int64
+	TxBytes     int64
+	TunnelError string
+	Now         time.Time
+	ID          uuid.UUID
+}
+
+// What the agent reported of its end of the tunnel (not its key: see
+// SetRouterTunnelKey).
+func (q *Queries) AgentTunnel(ctx context.Context, arg AgentTunnelParams) error {
+	_, err := q.db.Exec(ctx, agentTunnel,
+		arg.HandshakeAt,
+		arg.Endpoint,
+		arg.RxBytes,
+		arg.TxBytes,
+		arg.TunnelError,
+		arg.Now,
+		arg.ID,
+	)
+	return err
+}
+
+const replaceRouterTunnelKey = `-- name: ReplaceRouterTunnelKey :one
+update routers set tunnel_public_key = $1
+where id = $2 and tunnel_public_key <> $1
+returning region_id
+`
+
+type ReplaceRouterTunnelKeyParams struct {
+	TunnelPublicKey string
+	ID              uuid.UUID
+}
+
+// Records the router's tunnel public key when it changed (a reinstalled
+// router), locking the router's row only then; no row means unchanged.
+func (q *Queries) ReplaceRouterTunnelKey(ctx context.Context, arg ReplaceRouterTunnelKeyParams) (string, error) {
+	row := q.db.QueryRow(ctx, replaceRouterTunnelKey, arg.TunnelPublicKey, arg.ID)
+	var region_id string
+	err := row.Scan(&region_id)
+	return region_id, err
 }
 
 const rotateAgentToken = `-- name: RotateAgentToken :one
 update routers set agent_token_hash = $1
 where id = $2 and account_id = $3 and deleted_at is null
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at
 `
 
 type RotateAgentTokenParams struct {
@@ -190,12 +253,19 @@ func (q *Queries) RotateAgentToken(ctx context.Context, arg RotateAgentTokenPara
 		&i.AppliedRevision,
 		&i.AgentError,
 		&i.ClockOffsetMs,
+		&i.TunnelPublicKey,
+		&i.TunnelHandshakeAt,
+		&i.TunnelEndpoint,
+		&i.TunnelRxBytes,
+		&i.TunnelTxBytes,
+		&i.TunnelError,
+		&i.TunnelReportedAt,
 	)
 	return i, err
 }
 
 const routerByAgentToken = `-- name: RouterByAgentToken :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms from routers where agent_token_hash = $1 and deleted_at is null
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers where agent_token_hash = $1 and deleted_at is null
 `
 
 func (q *Queries) RouterByAgentToken(ctx context.Context, agentTokenHash []byte) (Router, error) {
@@ -221,6 +291,52 @@ func (q *Queries) RouterByAgentToken(ctx context.Context, agentTokenHash []byte)
 		&i.AppliedRevision,
 		&i.AgentError,
 		&i.ClockOffsetMs,
+		&i.TunnelPublicKey,
+		&i.TunnelHandshakeAt,
+		&i.TunnelEndpoint,
+		&i.TunnelRxBytes,
+		&i.TunnelTxBytes,
+		&i.TunnelError,
+		&i.TunnelReportedAt,
+	)
+	return i, err
+}
+
+const routerByAgentTokenAny = `-- name: RouterByAgentTokenAny :one
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers where agent_token_hash = $1
+`
+
+// A router by agent token, deleted or not.
+func (q *Queries) RouterByAgentTokenAny(ctx context.Context, agentTokenHash []byte) (Router, error) {
+	row := q.db.QueryRow(ctx, routerByAgentTokenAny, agentTokenHash)
+	var i Router
+	err := row.Scan(
+		&i.ID,
+		&i.AccountID,
+		&i.RegionID,
+		&i.Name,
+		&i.TunnelAddress,
+		&i.AgentTokenHash,
+		&i.CreatedAt,
+		&i.DeletedAt,
+		&i.Revision,
+		&i.AgentConnectedAt,
+		&i.AgentDisconnectedAt,
+		&i.AgentSeenAt,
+		&i.AgentVersion,
+		&i.RouterosVersion,
+		&i.Board,
+		&i.Identity,
+		&i.AppliedRevision,
+		&i.AgentError,
+		&i.ClockOffsetMs,
+		&i.TunnelPublicKey,
+		&i.TunnelHandshakeAt,
+		&i.TunnelEndpoint,
+		&i.TunnelRxBytes,
+		&i.TunnelTxBytes,
+		&i.TunnelError,
+		&i.TunnelReportedAt,
 	)
 	return i, err
 }

@@ -197,7 +197,7 @@ func (q *Queries) ListRegionListeners(ctx context.Context, arg ListRegionListene
 }
 
 const regionByEdgeToken = `-- name: RegionByEdgeToken :one
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error from regions where edge_token_hash = $1
+select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions where edge_token_hash = $1
 `
 
 func (q *Queries) RegionByEdgeToken(ctx context.Context, edgeTokenHash []byte) (Region, error) {
@@ -219,6 +219,10 @@ func (q *Queries) RegionByEdgeToken(ctx context.Context, edgeTokenHash []byte) (
 		&i.EdgeVersion,
 		&i.EdgeAppliedRevision,
 		&i.EdgeError,
+		&i.TunnelMode,
+		&i.TunnelPrefix,
+		&i.TunnelEndpoint,
+		&i.EdgePublicKey,
 	)
 	return i, err
 }
@@ -235,7 +239,7 @@ func (q *Queries) SetEdgeManaged(ctx context.Context, id string) error {
 const setEdgeToken = `-- name: SetEdgeToken :one
 update regions set edge_token_hash = $1, edge_managed = true
 where id = $2
-returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error
+returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key
 `
 
 type SetEdgeTokenParams struct {
@@ -262,6 +266,10 @@ func (q *Queries) SetEdgeToken(ctx context.Context, arg SetEdgeTokenParams) (Reg
 		&i.EdgeVersion,
 		&i.EdgeAppliedRevision,
 		&i.EdgeError,
+		&i.TunnelMode,
+		&i.TunnelPrefix,
+		&i.TunnelEndpoint,
+		&i.EdgePublicKey,
 	)
 	return i, err
 }

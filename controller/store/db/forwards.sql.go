@@ -474,17 +474,20 @@ const lockRegionForwards = `-- name: LockRegionForwards :many
 select f.id, f.status, f.router_error, f.edge_error, f.created_at,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
-       rg.edge_managed
+       rg.edge_managed,
+       (rg.tunnel_mode = 'manual' or ro.tunnel_handshake_at > $1::timestamptz)::boolean as tunnel_up
 from forwards f
 join regions rg on rg.id = f.region_id
-where f.region_id = $1 and f.id = any($2::uuid[])
+join routers ro on ro.id = f.router_id
+where f.region_id = $2 and f.id = any($3::uuid[])
 order by f.id
 for no key update of f
 `
 
 type LockRegionForwardsParams struct {
-	RegionID string
-	Ids      []uuid.UUID
+	HandshakeSince time.Time
+	RegionID       string
+	Ids            []uuid.UUID
 }
 
 type LockRegionForwardsRow struct {
@@ -496,11 +499,12 @@ type LockRegionForwardsRow struct {
 	RuleConfirmed     bool
 	ListenerConfirmed bool
 	EdgeManaged       bool
+	TunnelUp          bool
 }
 
 // The forwards of a region an edge's report speaks of, locked in id order.
 func (q *Queries) LockRegionForwards(ctx context.Context, arg LockRegionForwardsParams) ([]LockRegionForwardsRow, error) {
-	rows, err := q.db.Query(ctx, lockRegionForwards, arg.RegionID, arg.Ids)
+	rows, err := q.db.Query(ctx, lockRegionForwards, arg.HandshakeSince, arg.RegionID, arg.Ids)
 	if err != nil {
 		return nil, err
 	}
@@ -517,6 +521,7 @@ func (q *Queries) LockRegionForwards(ctx context.Context, arg LockRegionForwards
 			&i.RuleConfirmed,
 			&i.ListenerConfirmed,
 			&i.EdgeManaged,
+			&i.TunnelUp,
 		); err != nil {
 			return nil, err
 		}
@@ -532,17 +537,20 @@ const lockRouterForwards = `-- name: LockRouterForwards :many
 select f.id, f.status, f.router_error, f.edge_error, f.created_at,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
-       rg.edge_managed
+       rg.edge_managed,
+       (rg.tunnel_mode = 'manual' or ro.tunnel_handshake_at > $1::timestamptz)::boolean as tunnel_up
 from forwards f
 join regions rg on rg.id = f.region_id
-where f.router_id = $1 and (f.id = any($2::uuid[]) or f.status = 'removing')
+join routers ro on ro.id = f.router_id
+where f.router_id = $2 and (f.id = any($3::uuid[]) or f.status = 'removing')
 order by f.id
 for no key update of f
 `
 
 type LockRouterForwardsParams struct {
-	RouterID uuid.UUID
-	Ids      []uuid.UUID
+	HandshakeSince time.Time
+	RouterID       uuid.UUID
+	Ids            []uuid.UUID
 }
 
 type LockRouterForwardsRow struct {
@@ -554,12 +562,13 @@ type LockRouterForwardsRow struct {
 	RuleConfirmed     bool
 	ListenerConfirmed bool
 	EdgeManaged       bool
+	TunnelUp          bool
 }
 
 // The forwards an agent's report speaks of, and the router's forwards
 // awaiting removal, locked in id order, with what a report may change.
 func (q *Queries) LockRouterForwards(ctx context.Context, arg LockRouterForwardsParams) ([]LockRouterForwardsRow, error) {
-	rows, err := q.db.Query(ctx, lockRouterForwards, arg.RouterID, arg.Ids)
+	rows, err := q.db.Query(ctx, lockRouterForwards, arg.HandshakeSince, arg.RouterID, arg.Ids)
 	if err != nil {
 		return nil, err
 	}
@@ -576,6 +585,7 @@ func (q *Queries) LockRouterForwards(ctx context.Context, arg LockRouterForwards
 			&i.RuleConfirmed,
 			&i.ListenerConfirmed,
 			&i.EdgeManaged,
+			&i.TunnelUp,
 		); err != nil {
 			return nil, err
 		}

@@ -86,6 +86,10 @@ type Region struct {
 	EdgeVersion         string
 	EdgeAppliedRevision int64
 	EdgeError           string
+	TunnelMode          string
+	TunnelPrefix        *netip.Prefix
+	TunnelEndpoint      string
+	EdgePublicKey       string
 }
 
 type Router struct {
@@ -108,6 +112,13 @@ type Router struct {
 	AppliedRevision     int64
 	AgentError          string
 	ClockOffsetMs       *int64
+	TunnelPublicKey     string
+	TunnelHandshakeAt   *time.Time
+	TunnelEndpoint      string
+	TunnelRxBytes       int64
+	TunnelTxBytes       int64
+	TunnelError         string
+	TunnelReportedAt    *time.Time
 }
 
 type WebSession struct {

@@ -9,12 +9,16 @@ import (
 	"context"
 	"net/netip"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const createRegion = `-- name: CreateRegion :one
-insert into regions (id, entry_point, port_min, port_max, edge_tunnel_address, created_at)
-values ($1, $2, $3, $4, $5, $6)
-returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error
+insert into regions (id, entry_point, port_min, port_max, edge_tunnel_address, created_at,
+                     tunnel_mode, tunnel_prefix, tunnel_endpoint)
+values ($1, $2, $3, $4, $5, $6,
+        $7, $8::cidr, $9)
+returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key
 `
 
 type CreateRegionParams struct {
@@ -24,6 +28,9 @@ type CreateRegionParams struct {
 	PortMax           int32
 	EdgeTunnelAddress netip.Addr
 	CreatedAt         time.Time
+	TunnelMode        string
+	TunnelPrefix      *netip.Prefix
+	TunnelEndpoint    string
 }
 
 func (q *Queries) CreateRegion(ctx context.Context, arg CreateRegionParams) (Region, error) {
@@ -34,6 +41,9 @@ func (q *Queries) CreateRegion(ctx context.Context, arg CreateRegionParams) (Reg
 		arg.PortMax,
 		arg.EdgeTunnelAddress,
 		arg.CreatedAt,
+		arg.TunnelMode,
+		arg.TunnelPrefix,
+		arg.TunnelEndpoint,
 	)
 	var i Region
 	err := row.Scan(
@@ -52,12 +62,61 @@ func (q *Queries) CreateRegion(ctx context.Context, arg CreateRegionParams) (Reg
 		&i.EdgeVersion,
 		&i.EdgeAppliedRevision,
 		&i.EdgeError,
+		&i.TunnelMode,
+		&i.TunnelPrefix,
+		&i.TunnelEndpoint,
+		&i.EdgePublicKey,
 	)
 	return i, err
 }
 
+const freeTunnelAddress = `-- name: FreeTunnelAddress :one
+select set_masklen(network(rg.tunnel_prefix) + n, 32)::inet as address
+from regions rg,
+     generate_series(2::bigint, (2::bigint ^ (32 - masklen(rg.tunnel_prefix)))::bigint - 2) as n
+where rg.id = $1
+  and not exists (
+    select 1 from routers ro
+    where ro.region_id = rg.id and ro.deleted_at is null
+      and ro.tunnel_address = set_masklen(network(rg.tunnel_prefix) + n, 32)
+)
+order by n
+limit 1
+`
+
+// The lowest address of the region's tunnel prefix that no live router of
+// the region holds, after the network address and the edge's (the first
+// usable one), and before the broadcast address. The caller holds the
+// region's lock.
+func (q *Queries) FreeTunnelAddress(ctx context.Context, regionID string) (netip.Addr, error) {
+	row := q.db.QueryRow(ctx, freeTunnelAddress, regionID)
+	var address netip.Addr
+	err := row.Scan(&address)
+	return address, err
+}
+
+const freeTunnelPrefix = `-- name: FreeTunnelPrefix :one
+select set_masklen('100.64.0.0'::inet + n * 65536, 16)::cidr as prefix
+from generate_series(0::bigint, 63::bigint) as n
+where not exists (
+    select 1 from regions r
+    where r.tunnel_prefix && set_masklen('100.64.0.0'::inet + n * 65536, 16)::cidr
+)
+order by n
+limit 1
+`
+
+// The first /16 of 100.64.0.0/10 (shared address space, RFC 6598) that no
+// region's tunnel overlaps.
+func (q *Queries) FreeTunnelPrefix(ctx context.Context) (netip.Prefix, error) {
+	row := q.db.QueryRow(ctx, freeTunnelPrefix)
+	var prefix netip.Prefix
+	err := row.Scan(&prefix)
+	return prefix, err
+}
+
 const getRegion = `-- name: GetRegion :one
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error from regions where id = $1
+select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions where id = $1
 `
 
 func (q *Queries) GetRegion(ctx context.Context, id string) (Region, error) {
@@ -79,12 +138,50 @@ func (q *Queries) GetRegion(ctx context.Context, id string) (Region, error) {
 		&i.EdgeVersion,
 		&i.EdgeAppliedRevision,
 		&i.EdgeError,
+		&i.TunnelMode,
+		&i.TunnelPrefix,
+		&i.TunnelEndpoint,
+		&i.EdgePublicKey,
 	)
 	return i, err
 }
 
+const listRegionPeers = `-- name: ListRegionPeers :many
+select tunnel_public_key, tunnel_address
+from routers
+where region_id = $1 and deleted_at is null and tunnel_public_key <> ''
+order by tunnel_address
+`
+
+type ListRegionPeersRow struct {
+	TunnelPublicKey string
+	TunnelAddress   netip.Addr
+}
+
+// The routers of a region whose end of the tunnel has a key: the edge's
+// WireGuard peers.
+func (q *Queries) ListRegionPeers(ctx context.Context, regionID string) ([]ListRegionPeersRow, error) {
+	rows, err := q.db.Query(ctx, listRegionPeers, regionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListRegionPeersRow{}
+	for rows.Next() {
+		var i ListRegionPeersRow
+		if err := rows.Scan(&i.TunnelPublicKey, &i.TunnelAddress); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listRegions = `-- name: ListRegions :many
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error from regions order by id
+select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions order by id
 `
 
 func (q *Queries) ListRegions(ctx context.Context) ([]Region, error) {
@@ -112,6 +209,10 @@ func (q *Queries) ListRegions(ctx context.Context) ([]Region, error) {
 			&i.EdgeVersion,
 			&i.EdgeAppliedRevision,
 			&i.EdgeError,
+			&i.TunnelMode,
+			&i.TunnelPrefix,
+			&i.TunnelEndpoint,
+			&i.EdgePublicKey,
 		); err != nil {
 			return nil, err
 		}
@@ -121,4 +222,47 @@ func (q *Queries) ListRegions(ctx context.Context) ([]Region, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockRegionRouters = `-- name: LockRegionRouters :many
+select id from routers
+where region_id = $1 and deleted_at is null
+order by id
+for no key update
+`
+
+// Locks a region's live routers in id order, for a change to every one of
+// their desired sets (the edge's key).
+func (q *Queries) LockRegionRouters(ctx context.Context, regionID string) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockRegionRouters, regionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const setEdgePublicKey = `-- name: SetEdgePublicKey :exec
+update regions set edge_public_key = $1 where id = $2
+`
+
+type SetEdgePublicKeyParams struct {
+	EdgePublicKey string
+	ID            string
+}
+
+func (q *Queries) SetEdgePublicKey(ctx context.Context, arg SetEdgePublicKeyParams) error {
+	_, err := q.db.Exec(ctx, setEdgePublicKey, arg.EdgePublicKey, arg.ID)
+	return err
 }

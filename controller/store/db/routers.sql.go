@@ -16,7 +16,7 @@ import (
 const createRouter = `-- name: CreateRouter :one
 insert into routers (account_id, region_id, name, tunnel_address, agent_token_hash, created_at)
 values ($1, $2, $3, $4, $5, $6)
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at
 `
 
 type CreateRouterParams struct {
@@ -58,6 +58,13 @@ func (q *Queries) CreateRouter(ctx context.Context, arg CreateRouterParams) (Rou
 		&i.AppliedRevision,
 		&i.AgentError,
 		&i.ClockOffsetMs,
+		&i.TunnelPublicKey,
+		&i.TunnelHandshakeAt,
+		&i.TunnelEndpoint,
+		&i.TunnelRxBytes,
+		&i.TunnelTxBytes,
+		&i.TunnelError,
+		&i.TunnelReportedAt,
 	)
 	return i, err
 }
@@ -65,7 +72,7 @@ func (q *Queries) CreateRouter(ctx context.Context, arg CreateRouterParams) (Rou
 const deleteRouter = `-- name: DeleteRouter :one
 update routers set deleted_at = $1::timestamptz
 where id = $2 and account_id = $3 and deleted_at is null
-returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms
+returning id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at
 `
 
 type DeleteRouterParams struct {
@@ -97,12 +104,19 @@ func (q *Queries) DeleteRouter(ctx context.Context, arg DeleteRouterParams) (Rou
 		&i.AppliedRevision,
 		&i.AgentError,
 		&i.ClockOffsetMs,
+		&i.TunnelPublicKey,
+		&i.TunnelHandshakeAt,
+		&i.TunnelEndpoint,
+		&i.TunnelRxBytes,
+		&i.TunnelTxBytes,
+		&i.TunnelError,
+		&i.TunnelReportedAt,
 	)
 	return i, err
 }
 
 const getRouter = `-- name: GetRouter :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms from routers
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers
 where id = $1 and account_id = $2 and deleted_at is null
 `
 
@@ -134,12 +148,19 @@ func (q *Queries) GetRouter(ctx context.Context, arg GetRouterParams) (Router, e
 		&i.AppliedRevision,
 		&i.AgentError,
 		&i.ClockOffsetMs,
+		&i.TunnelPublicKey,
+		&i.TunnelHandshakeAt,
+		&i.TunnelEndpoint,
+		&i.TunnelRxBytes,
+		&i.TunnelTxBytes,
+		&i.TunnelError,
+		&i.TunnelReportedAt,
 	)
 	return i, err
 }
 
 const listRouters = `-- name: ListRouters :many
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms from routers
+select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers
 where account_id = $1 and deleted_at is null
 order by created_at, id
 `
@@ -173,6 +194,13 @@ func (q *Queries) ListRouters(ctx context.Context, accountID uuid.UUID) ([]Route
 			&i.AppliedRevision,
 			&i.AgentError,
 			&i.ClockOffsetMs,
+			&i.TunnelPublicKey,
+			&i.TunnelHandshakeAt,
+			&i.TunnelEndpoint,
+			&i.TunnelRxBytes,
+			&i.TunnelTxBytes,
+			&i.TunnelError,
+			&i.TunnelReportedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -198,7 +226,7 @@ func (q *Queries) LockRegions(ctx context.Context, ids []string) error {
 }
 
 const lockRouter = `-- name: LockRouter :one
-select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, rg.id, rg.entry_point, rg.port_min, rg.port_max, rg.edge_tunnel_address, rg.created_at, rg.edge_token_hash, rg.edge_managed, rg.revision, rg.edge_connected_at, rg.edge_disconnected_at, rg.edge_seen_at, rg.edge_version, rg.edge_applied_revision, rg.edge_error
+select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, ro.tunnel_public_key, ro.tunnel_handshake_at, ro.tunnel_endpoint, ro.tunnel_rx_bytes, ro.tunnel_tx_bytes, ro.tunnel_error, ro.tunnel_reported_at, rg.id, rg.entry_point, rg.port_min, rg.port_max, rg.edge_tunnel_address, rg.created_at, rg.edge_token_hash, rg.edge_managed, rg.revision, rg.edge_connected_at, rg.edge_disconnected_at, rg.edge_seen_at, rg.edge_version, rg.edge_applied_revision, rg.edge_error, rg.tunnel_mode, rg.tunnel_prefix, rg.tunnel_endpoint, rg.edge_public_key
 from routers ro
 join regions rg on rg.id = ro.region_id
 where ro.id = $1 and ro.account_id = $2 and ro.deleted_at is null
@@ -240,6 +268,13 @@ func (q *Queries) LockRouter(ctx context.Context, arg LockRouterParams) (LockRou
 		&i.Router.AppliedRevision,
 		&i.Router.AgentError,
 		&i.Router.ClockOffsetMs,
+		&i.Router.TunnelPublicKey,
+		&i.Router.TunnelHandshakeAt,
+		&i.Router.TunnelEndpoint,
+		&i.Router.TunnelRxBytes,
+		&i.Router.TunnelTxBytes,
+		&i.Router.TunnelError,
+		&i.Router.TunnelReportedAt,
 		&i.Region.ID,
 		&i.Region.EntryPoint,
 		&i.Region.PortMin,
@@ -255,6 +290,10 @@ func (q *Queries) LockRouter(ctx context.Context, arg LockRouterParams) (LockRou
 		&i.Region.EdgeVersion,
 		&i.Region.EdgeAppliedRevision,
 		&i.Region.EdgeError,
+		&i.Region.TunnelMode,
+		&i.Region.TunnelPrefix,
+		&i.Region.TunnelEndpoint,
+		&i.Region.EdgePublicKey,
 	)
 	return i, err
 }

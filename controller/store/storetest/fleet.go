@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -18,6 +19,7 @@ import (
 type Fleet struct {
 	Pool       *pgxpool.Pool
 	Store      *store.Store
+	Service    *forwards.Service
 	Principal  fleet.Principal
 	Region     fleet.Region
 	Router     fleet.Router
@@ -31,6 +33,7 @@ func NewFleet(t testing.TB, at time.Time) *Fleet {
 	ctx := context.Background()
 	f := &Fleet{Pool: New(t)}
 	f.Store = store.New(f.Pool)
+	f.Service = forwards.New(f.Store)
 	var err error
 	f.Region, err = f.Store.CreateRegion(ctx, fleet.Region{
 		ID: "eu1", EntryPoint: "eu1.example.net", Ports: fleet.PortRange{Min: 50000, Max: 50999},
@@ -45,7 +48,7 @@ func NewFleet(t testing.TB, at time.Time) *Fleet {
 	if f.Principal, err = f.Store.Authenticate(ctx, f.APIToken); err != nil {
 		t.Fatal(err)
 	}
-	f.Router, f.AgentToken, err = f.Store.CreateRouter(ctx, f.Principal, store.NewRouter{
+	f.Router, f.AgentToken, err = f.Service.CreateRouter(ctx, f.Principal, forwards.NewRouter{
 		Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.2"),
 	}, at)
 	if err != nil {
@@ -58,7 +61,7 @@ func NewFleet(t testing.TB, at time.Time) *Fleet {
 // 81.2.69.0/24, lasting d from at.
 func (f *Fleet) Forward(t testing.TB, d time.Duration, at time.Time) fleet.Forward {
 	t.Helper()
-	fw, err := f.Store.CreateForward(context.Background(), f.Principal, f.Router.ID, fleet.NewForward{
+	fw, err := f.Service.CreateForward(context.Background(), f.Principal, f.Router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: d,
 	}, at)
