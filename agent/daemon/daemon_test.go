@@ -67,7 +67,7 @@ func newWorld(t testing.TB, version string) *world {
 	if w.p, err = w.st.Authenticate(ctx, token); err != nil {
 		t.Fatal(err)
 	}
-	w.router, w.agentToken, err = w.st.CreateRouter(ctx, w.p, store.NewRouter{Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr(tunnelAddr)}, now)
+	w.router, w.agentToken, err = forwards.New(w.st).CreateRouter(ctx, w.p, forwards.NewRouter{Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr(tunnelAddr)}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func (w *world) killAgent() {
 
 func (w *world) create(created time.Time, minutes int, masquerade bool) fleet.Forward {
 	w.t.Helper()
-	f, err := w.st.CreateForward(context.Background(), w.p, w.router.ID, fleet.NewForward{
+	f, err := forwards.New(w.st).CreateForward(context.Background(), w.p, w.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Duration(minutes) * time.Minute, Masquerade: masquerade,
 	}, created)
@@ -242,7 +242,7 @@ func TestAgentKeepsRouterInLine(t *testing.T) {
 			// Revoke: rules and the live connection's conntrack entry go.
 			w.ros.AddConnection(map[string]string{"protocol": "tcp", "src-address": edgeAddr + ":40000", "dst-address": fmt.Sprintf("%s:%d", tunnelAddr, f.Port)})
 			w.ros.AddConnection(map[string]string{"protocol": "tcp", "src-address": "192.168.88.5:40000", "dst-address": "1.1.1.1:443"})
-			if err := w.st.RevokeForward(context.Background(), w.p, w.router.ID, f.ID, time.Now().UTC().Truncate(time.Second)); err != nil {
+			if err := forwards.New(w.st).RevokeForward(context.Background(), w.p, w.router.ID, f.ID, time.Now().UTC().Truncate(time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			w.eventually("rules to be removed", func() bool { return len(w.tpfRules()) == 0 })
@@ -318,7 +318,7 @@ func TestOutages(t *testing.T) {
 	// Websocket cut: the controller restarts; a forward revoked meanwhile is
 	// removed once the agent is back.
 	w.stopController()
-	if err := w.st.RevokeForward(context.Background(), w.p, w.router.ID, a.ID, now); err != nil {
+	if err := forwards.New(w.st).RevokeForward(context.Background(), w.p, w.router.ID, a.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	w.startController()
@@ -344,7 +344,7 @@ func TestRefusedForward(t *testing.T) {
 	w.startAgent(w.ctrl.URL)
 	ctx := context.Background()
 	// The store trusts its caller; the API would refuse this address.
-	f, err := w.st.CreateForward(ctx, w.p, w.router.ID, fleet.NewForward{
+	f, err := forwards.New(w.st).CreateForward(ctx, w.p, w.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("169.254.169.254"), DstPort: 80,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Hour,
 	}, time.Now().UTC().Truncate(time.Second))

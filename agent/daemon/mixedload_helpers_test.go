@@ -125,7 +125,7 @@ func newCluster(tb testing.TB, cfg clusterConfig) *cluster {
 		tb.Fatal(err)
 	}
 	for i := range cfg.routers {
-		r, agentToken, err := st.CreateRouter(ctx, p, store.NewRouter{
+		r, agentToken, err := forwards.New(st).CreateRouter(ctx, p, forwards.NewRouter{
 			Name: fmt.Sprintf("r%d", i), Region: "eu1", TunnelAddress: netip.AddrFrom4([4]byte{10, 99, 1, byte(1 + i)}),
 		}, now)
 		if err != nil {

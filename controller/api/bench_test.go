@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/forwards"
 )
 
 // The API's create and get, end to end over loopback HTTP (auth, rate-limit
@@ -23,7 +24,7 @@ func BenchmarkForwards(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, _, err := e.store.CreateRouter(ctx, p, newRouter("bench", big.ID), seedNow)
+	r, _, err := forwards.New(e.store).CreateRouter(ctx, p, newRouter("bench", big.ID), seedNow)
 	if err != nil {
 		b.Fatal(err)
 	}

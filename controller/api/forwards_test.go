@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/apijson"
+	"github.com/tpf-dev/tpf/controller/forwards"
 )
 
 var uuidText = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -29,7 +31,7 @@ func TestCreateMatchesContract(t *testing.T) {
 	if ct := res.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type: got %q, want application/json", ct)
 	}
-	f := decode[forwardOut](t, res.body)
+	f := decode[apijson.Forward](t, res.body)
 	if !uuidText.MatchString(f.ID) {
 		t.Errorf("id: got %q, want a lower-case UUID", f.ID)
 	}
@@ -80,7 +82,7 @@ func TestTimeToExpireCountsDown(t *testing.T) {
 	}
 	for _, s := range steps {
 		e.clock.Set(seedNow.Add(s.since))
-		got := decode[forwardOut](t, e.do("GET", path, e.token, nil).body)
+		got := decode[apijson.Forward](t, e.do("GET", path, e.token, nil).body)
 		if got.TimeToExpire != s.want || got.Expired != s.expired {
 			t.Errorf("at %s: got %q expired=%v, want %q expired=%v", e.clock.Now().Format(time.RFC3339), got.TimeToExpire, got.Expired, s.want, s.expired)
 		}
@@ -102,7 +104,7 @@ func TestRevoke(t *testing.T) {
 	if res.status != http.StatusNoContent || len(res.body) != 0 {
 		t.Fatalf("delete: got %d %q, want 204 and no body", res.status, res.body)
 	}
-	got := decode[forwardOut](t, e.do("GET", path, e.token, nil).body)
+	got := decode[apijson.Forward](t, e.do("GET", path, e.token, nil).body)
 	if !got.RevokedEarly || got.Expired || got.Status != "removing" {
 		t.Errorf("after revoke: got revoked_early=%v expired=%v status=%q, want true false removing", got.RevokedEarly, got.Expired, got.Status)
 	}
@@ -114,7 +116,7 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("second delete: got %d, want 204", res.status)
 	}
 	for _, state := range []string{"all", "ended"} {
-		hist := decode[[]forwardOut](t, e.do("GET", e.forwardsPath(e.router)+"?state="+state, e.token, nil).body)
+		hist := decode[[]apijson.Forward](t, e.do("GET", e.forwardsPath(e.router)+"?state="+state, e.token, nil).body)
 		if len(hist) != 1 || hist[0].ID != f.ID || !hist[0].RevokedEarly {
 			t.Errorf("?state=%s: got %+v, want the revoked forward", state, hist)
 		}
@@ -131,15 +133,15 @@ func TestHistoryListing(t *testing.T) {
 	}
 	e.do("DELETE", e.forwardsPath(e.router)+"/"+ids[0], e.token, nil)
 
-	all := decode[[]forwardOut](t, e.do("GET", e.forwardsPath(e.router)+"?state=all", e.token, nil).body)
+	all := decode[[]apijson.Forward](t, e.do("GET", e.forwardsPath(e.router)+"?state=all", e.token, nil).body)
 	if len(all) != 3 || all[0].ID != ids[2] || all[2].ID != ids[0] {
 		t.Errorf("?state=all: got %d forwards, want 3 newest first", len(all))
 	}
-	page := decode[[]forwardOut](t, e.do("GET", e.forwardsPath(e.router)+"?state=all&limit=2", e.token, nil).body)
+	page := decode[[]apijson.Forward](t, e.do("GET", e.forwardsPath(e.router)+"?state=all&limit=2", e.token, nil).body)
 	if len(page) != 2 {
 		t.Errorf("?limit=2: got %d forwards, want 2", len(page))
 	}
-	active := decode[[]forwardOut](t, e.do("GET", e.forwardsPath(e.router)+"?state=active", e.token, nil).body)
+	active := decode[[]apijson.Forward](t, e.do("GET", e.forwardsPath(e.router)+"?state=active", e.token, nil).body)
 	if len(active) != 2 || active[0].ID != ids[1] {
 		t.Errorf("?state=active: got %d forwards, want the 2 live ones oldest first", len(active))
 	}
@@ -185,7 +187,7 @@ func TestNotFound(t *testing.T) {
 		}
 	}
 	// The other account's forward is untouched, and mine is still there.
-	if got := decode[forwardOut](t, e.do("GET", theirs+"/"+otherF.ID, otherToken, nil).body); got.RevokedEarly {
+	if got := decode[apijson.Forward](t, e.do("GET", theirs+"/"+otherF.ID, otherToken, nil).body); got.RevokedEarly {
 		t.Error("another account's forward was revoked")
 	}
 	if res := e.do("GET", mine+"/"+f.ID, e.token, nil); res.status != http.StatusOK {
@@ -254,7 +256,7 @@ func TestConcurrentCreatesGetDistinctPorts(t *testing.T) {
 				errs <- fmt.Sprintf("%d %s", res.status, res.body)
 				return
 			}
-			ports <- decode[forwardOut](t, res.body).Port
+			ports <- decode[apijson.Forward](t, res.body).Port
 		})
 	}
 	wg.Wait()
@@ -284,7 +286,7 @@ func TestPortPoolExhaustedAndReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _, err := e.store.CreateRouter(ctx, p, newRouter("small", small.ID), seedNow)
+	r, _, err := forwards.New(e.store).CreateRouter(ctx, p, newRouter("small", small.ID), seedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,12 +320,12 @@ func TestPortPoolExhaustedAndReuse(t *testing.T) {
 	if res := e.do("POST", e.forwardsPath(r.ID), e.token, seedRequest()); res.status != http.StatusServiceUnavailable {
 		t.Fatalf("same router after grace: got %d %s, want 503", res.status, res.body)
 	}
-	r2, _, err := e.store.CreateRouter(ctx, p, newRouter("small2", small.ID), seedNow)
+	r2, _, err := forwards.New(e.store).CreateRouter(ctx, p, newRouter("small2", small.ID), seedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := e.create(r2.ID, e.token, seedRequest())
-	old := decode[forwardOut](t, e.do("GET", e.forwardsPath(r.ID)+"/"+ids[0], e.token, nil).body)
+	old := decode[apijson.Forward](t, e.do("GET", e.forwardsPath(r.ID)+"/"+ids[0], e.token, nil).body)
 	if f.Port != old.Port {
 		t.Errorf("reused port: got %d, want %d", f.Port, old.Port)
 	}

@@ -15,7 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 )
@@ -76,6 +78,9 @@ func newEnv(t testing.TB, cfg api.Config) *env {
 	return e
 }
 
+// svc is the forwards service over the env's store.
+func (e *env) svc() *forwards.Service { return forwards.New(e.store) }
+
 func (e *env) addRegion(id, entry string, lo, hi uint16) fleet.Region {
 	e.t.Helper()
 	r, err := e.store.CreateRegion(context.Background(), fleet.Region{
@@ -101,7 +106,7 @@ func (e *env) addAccount(name string) (string, uuid.UUID) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r, _, err := e.store.CreateRouter(ctx, p, store.NewRouter{
+	r, _, err := forwards.New(e.store).CreateRouter(ctx, p, forwards.NewRouter{
 		Name: name + "-r1", Region: e.region.ID, TunnelAddress: netip.MustParseAddr("10.99.0.2"),
 	}, seedNow)
 	if err != nil {
@@ -168,30 +173,13 @@ func seedRequest() map[string]any {
 	}
 }
 
-// forwardOut is the answer's shape, for reading fields back.
-type forwardOut struct {
-	ID            string  `json:"id"`
-	Port          int     `json:"port"`
-	RevokedEarly  bool    `json:"revoked_early"`
-	AllowOnlyCIDR string  `json:"allow_only_cidr"`
-	AuthorizedAt  *string `json:"authorized_at"`
-	ExpiresAt     string  `json:"expires_at"`
-	Expired       bool    `json:"expired"`
-	EntryPoint    string  `json:"entry_point"`
-	DstAddress    string  `json:"dst_address"`
-	DstPort       int     `json:"dst_port"`
-	TimeToExpire  string  `json:"time_to_expire"`
-	Status        string  `json:"status"`
-	RouterID      string  `json:"router_id"`
-}
-
-func (e *env) create(router uuid.UUID, token string, body any) forwardOut {
+func (e *env) create(router uuid.UUID, token string, body any) apijson.Forward {
 	e.t.Helper()
 	res := e.do("POST", e.forwardsPath(router), token, body)
 	if res.status != http.StatusCreated {
 		e.t.Fatalf("create: got %d %s, want 201", res.status, res.body)
 	}
-	var f forwardOut
+	var f apijson.Forward
 	if err := json.Unmarshal(res.body, &f); err != nil {
 		e.t.Fatal(err)
 	}
@@ -207,6 +195,6 @@ func decode[T any](t testing.TB, b []byte) T {
 	return v
 }
 
-func newRouter(name, region string) store.NewRouter {
-	return store.NewRouter{Name: name, Region: region, TunnelAddress: netip.MustParseAddr("10.99.0.3")}
+func newRouter(name, region string) forwards.NewRouter {
+	return forwards.NewRouter{Name: name, Region: region, TunnelAddress: netip.MustParseAddr("10.99.0.3")}
 }

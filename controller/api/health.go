@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -16,18 +17,11 @@ import (
 // unreachable.
 const readyTimeout = 2 * time.Second
 
-// health is the body of /healthz and /readyz.
-type health struct {
-	Status string `json:"status"` // ok or unavailable
-	// Message says what is wrong when not ok.
-	Message string `json:"message,omitempty"`
-}
-
 // handleHealthz answers 200 while the process serves HTTP at all; it checks
 // nothing else (a liveness probe).
 func handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, health{Status: "ok"})
+		writeJSON(w, http.StatusOK, apijson.Health{Status: "ok"})
 	})
 }
 
@@ -43,10 +37,10 @@ func (s *server) handleReadyz() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Message: err.Error()})
+			writeJSON(w, http.StatusServiceUnavailable, apijson.Health{Status: "unavailable", Message: err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, health{Status: "ok"})
+		writeJSON(w, http.StatusOK, apijson.Health{Status: "ok"})
 	})
 }
 

@@ -8,12 +8,8 @@ import (
 	"testing"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/apijson"
 )
-
-type healthOut struct {
-	Status  string `json:"status"`
-	Message string `json:"message"`
-}
 
 func TestHealthz(t *testing.T) {
 	t.Parallel()
@@ -29,7 +25,7 @@ func TestReadyz(t *testing.T) {
 	e := newEnv(t, api.Config{})
 	ctx := context.Background()
 
-	if res := e.do("GET", "/readyz", "", nil); res.status != http.StatusOK || decode[healthOut](t, res.body).Status != "ok" {
+	if res := e.do("GET", "/readyz", "", nil); res.status != http.StatusOK || decode[apijson.Health](t, res.body).Status != "ok" {
 		t.Errorf("ready: got %d %s, want 200 ok", res.status, res.body)
 	}
 
@@ -38,7 +34,7 @@ func TestReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := e.do("GET", "/readyz", "", nil)
-	got := decode[healthOut](t, res.body)
+	got := decode[apijson.Health](t, res.body)
 	if res.status != http.StatusServiceUnavailable || got.Status != "unavailable" || !strings.Contains(got.Message, "pending migrations 0003_edges") {
 		t.Errorf("pending migration: got %d %s, want 503 naming 0003_edges", res.status, res.body)
 	}
@@ -46,7 +42,7 @@ func TestReadyz(t *testing.T) {
 	// A database that cannot be reached.
 	e.store.Pool().Close()
 	res = e.do("GET", "/readyz", "", nil)
-	got = decode[healthOut](t, res.body)
+	got = decode[apijson.Health](t, res.body)
 	if res.status != http.StatusServiceUnavailable || got.Message != "the database is unreachable" {
 		t.Errorf("closed pool: got %d %s, want 503 the database is unreachable", res.status, res.body)
 	}
@@ -65,7 +61,7 @@ func TestReadyzCustomCheck(t *testing.T) {
 		return errors.New("draining")
 	}})
 	res := e.do("GET", "/readyz", "", nil)
-	if got := decode[healthOut](t, res.body); res.status != http.StatusServiceUnavailable || got.Message != "draining" {
+	if got := decode[apijson.Health](t, res.body); res.status != http.StatusServiceUnavailable || got.Message != "draining" {
 		t.Errorf("custom check: got %d %s, want 503 draining", res.status, res.body)
 	}
 }

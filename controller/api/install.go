@@ -41,7 +41,7 @@ func (s *server) handleInstallScript() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		rt, err := s.store.Router(r.Context(), p.AccountID, id)
+		rt, err := s.svc.Router(r.Context(), p.AccountID, id)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -59,7 +59,7 @@ func (s *server) handleInstallScript() authedHandler {
 			s.writeError(w, r, installError(err))
 			return
 		}
-		params.AgentToken, err = s.store.RotateAgentToken(r.Context(), p, id, now)
+		params.AgentToken, err = s.svc.RotateAgentToken(r.Context(), p, id, now)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -79,19 +79,19 @@ func (s *server) handleInstallScript() authedHandler {
 
 // installParams reads the script's query parameters.
 func installParams(q url.Values) (install.Params, error) {
-	errs := &validationError{}
+	var errs fleet.Problems
 	var p install.Params
 	if v := q.Get("host"); v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil {
-			errs.add("host", "The host field must be the IPv4 address of the Linux host that runs the agent.")
+			errs.Add("host", "The host field must be the IPv4 address of the Linux host that runs the agent.")
 		}
 		p.Host = a
 	}
 	if v := q.Get("subnet"); v != "" {
 		pfx, err := netip.ParsePrefix(v)
 		if err != nil {
-			errs.add("subnet", "The subnet field must be an IPv4 network such as 172.31.254.0/30.")
+			errs.Add("subnet", "The subnet field must be an IPv4 network such as 172.31.254.0/30.")
 		}
 		p.Subnet = pfx
 	}
@@ -99,7 +99,7 @@ func installParams(q url.Values) (install.Params, error) {
 	p.ImageURL = q.Get("image_url")
 	p.Arch = q.Get("arch")
 	p.User = q.Get("routeros_user")
-	return p, errs.err()
+	return p, invalid(errs)
 }
 
 // installError turns a parameter the script cannot carry into a 422 on the
@@ -109,13 +109,13 @@ func installError(err error) error {
 	if !errors.As(err, &fe) {
 		return err
 	}
-	errs := &validationError{}
+	var errs fleet.Problems
 	if fe.Field == "controller_url" {
-		errs.add("controller_url", "The controller's URL as this request names it "+fe.Message+"; the operator sets TPF_PUBLIC_URL to fix it.")
+		errs.Add("controller_url", "The controller's URL as this request names it "+fe.Message+"; the operator sets TPF_PUBLIC_URL to fix it.")
 	} else {
-		errs.add(fe.Field, "The "+fieldName(fe.Field)+" field "+fe.Message+".")
+		errs.Add(fe.Field, "The "+fleet.FieldLabel(fe.Field)+" field "+fe.Message+".")
 	}
-	return errs
+	return invalid(errs)
 }
 
 // publicURL is the URL agents reach the controller at: Config.PublicURL, or

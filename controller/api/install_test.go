@@ -11,6 +11,7 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 )
 
 var scriptToken = regexp.MustCompile(`:set \(\$env->"TPF_AGENT_TOKEN"\) "([^"]+)"`)
@@ -28,7 +29,7 @@ func (e *env) agentToken() string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, err := e.store.RotateAgentToken(ctx, p, e.router, seedNow)
+	tok, err := forwards.New(e.store).RotateAgentToken(ctx, p, e.router, seedNow)
 	if err != nil {
 		e.t.Fatal(err)
 	}

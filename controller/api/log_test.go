@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/apijson"
 )
 
 // lockedBuffer is a log destination shared by the server's goroutines.
@@ -67,13 +68,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 
 	// Answers that carry new secrets.
 	res := e.do("POST", "/api/routers", e.token, map[string]any{"name": "r2", "region": e.region.ID, "tunnel_address": "10.99.0.7"})
-	secrets = append(secrets, decode[struct {
-		AgentToken string `json:"agent_token"`
-	}](t, res.body).AgentToken)
+	secrets = append(secrets, decode[apijson.Router](t, res.body).AgentToken)
 	res = e.do("POST", "/api/routers/"+e.router.String()+"/agent-token", e.token, nil)
-	secrets = append(secrets, decode[struct {
-		AgentToken string `json:"agent_token"`
-	}](t, res.body).AgentToken)
+	secrets = append(secrets, decode[apijson.AgentToken](t, res.body).AgentToken)
 	res = e.installScript("", e.token)
 	script := string(res.body)
 	for _, re := range []*regexp.Regexp{scriptToken, regexp.MustCompile(`TPF_ROUTEROS_PASSWORD"\) "([A-Za-z0-9]+)"`)} {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
 
@@ -32,7 +33,7 @@ func (s *server) auth(h authedHandler) http.Handler {
 			return
 		}
 		if !s.limiter.allow(w, p.TokenID.String(), s.cfg.Now()) {
-			writeJSON(w, http.StatusTooManyRequests, message{"Too Many Attempts."})
+			writeJSON(w, http.StatusTooManyRequests, apijson.Message{Message: "Too Many Attempts."})
 			return
 		}
 		h(w, r, p)
@@ -111,13 +112,13 @@ func (l *rateLimiter) sweepLocked(now time.Time) {
 func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeJSON(w, http.StatusMethodNotAllowed, message{"The " + r.Method + " method is not supported for this route. Supported methods: " + allow + "."})
+		writeJSON(w, http.StatusMethodNotAllowed, apijson.Message{Message: "The " + r.Method + " method is not supported for this route. Supported methods: " + allow + "."})
 	})
 }
 
 func notFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, message{"Not found."})
+		writeJSON(w, http.StatusNotFound, apijson.Message{Message: "Not found."})
 	})
 }
 
@@ -194,7 +195,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				panic(v)
 			}
 			log.Error("handler panic", "request_id", requestID(r.Context()), "panic", v)
-			writeJSON(w, http.StatusInternalServerError, message{"Server Error."})
+			writeJSON(w, http.StatusInternalServerError, apijson.Message{Message: "Server Error."})
 		}()
 		next.ServeHTTP(w, r)
 	})

@@ -24,7 +24,9 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -531,7 +533,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 		Agents: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }),
 		Edges:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.Edges().ServeHTTP(w, r) }),
 	})
-	h = hub.New(e.store, hub.Config{})
+	h = hub.New(forwards.New(e.store), hub.Config{})
 	h.Start(ctx)
 	t.Cleanup(h.Stop)
 
@@ -547,10 +549,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	// Routers.
 	routerBody := map[string]any{"name": "r2", "region": e.region.ID, "tunnel_address": "10.99.0.7"}
 	d.checkRequest("POST", "/api/routers", routerBody)
-	r2 := decode[struct {
-		ID         string `json:"id"`
-		AgentToken string `json:"agent_token"`
-	}](t, d.want(201, e, "POST", "/api/routers", e.token, routerBody).body)
+	r2 := decode[apijson.Router](t, d.want(201, e, "POST", "/api/routers", e.token, routerBody).body)
 	d.want(422, e, "POST", "/api/routers", e.token, map[string]any{"name": "", "tunnel_address": "::1"})
 	d.want(400, e, "POST", "/api/routers", e.token, "[1, 2]")
 	d.want(413, e, "POST", "/api/routers", e.token, `{"name": "`+strings.Repeat("x", 70<<10)+`"}`)
@@ -562,10 +561,10 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	// Forwards.
 	forwards := e.forwardsPath(e.router)
 	d.checkRequest("POST", forwards, seedRequest())
-	f1 := decode[forwardOut](t, d.want(201, e, "POST", forwards, e.token, seedRequest()).body)
+	f1 := decode[apijson.Forward](t, d.want(201, e, "POST", forwards, e.token, seedRequest()).body)
 	digits := map[string]any{"expire_after_minutes": "60", "dst_port": "8080", "dst_address": "10.1.2.3", "allow_from": "81.2.69.7", "masquerade": true, "note": "ignored"}
 	d.checkRequest("POST", forwards, digits)
-	f2 := decode[forwardOut](t, d.want(201, e, "POST", forwards, e.token, digits).body)
+	f2 := decode[apijson.Forward](t, d.want(201, e, "POST", forwards, e.token, digits).body)
 	d.want(422, e, "POST", forwards, e.token, map[string]any{"expire_after_minutes": 5, "dst_address": "169.254.169.254"})
 	d.want(400, e, "POST", forwards, e.token, "not json")
 	d.want(413, e, "POST", forwards, e.token, strings.Repeat(" ", 65<<10)+"{}")
@@ -583,12 +582,12 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	d.want(404, e, "GET", forwards+"/"+uuid.NewString(), e.token, nil)
 
 	// A forward the router refused, with connections through the edge.
-	if _, err := e.store.ApplyReport(ctx, e.router, syncproto.Report{Revision: 1, Results: []syncproto.Result{{ID: f2.ID, State: syncproto.StateRefused, Error: "loopback"}}}, seedNow); err != nil {
+	if _, err := e.svc().ApplyReport(ctx, e.router, syncproto.Report{Revision: 1, Results: []syncproto.Result{{ID: f2.ID, State: syncproto.StateRefused, Error: "loopback"}}}, seedNow); err != nil {
 		t.Fatal(err)
 	}
 	start := seedNow.Add(time.Minute)
 	src := netip.MustParseAddrPort("81.2.69.7:51515")
-	if err := e.store.RecordConnections(ctx, e.region.ID, []syncproto.Connection{
+	if err := e.svc().RecordConnections(ctx, e.region.ID, []syncproto.Connection{
 		{ID: uuid.NewString(), ForwardID: f2.ID, Source: src, Start: start},
 		{ID: uuid.NewString(), ForwardID: f2.ID, Source: src, Start: start, End: start.Add(time.Minute), BytesUp: 10, BytesDown: 20, Reason: "client closed"},
 	}); err != nil {
@@ -605,16 +604,14 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 
 	// Regions, without and with an edge.
 	d.want(200, e, "GET", "/api/regions", e.token, nil)
-	edgeToken, err := e.store.IssueEdgeToken(ctx, e.region.ID)
+	edgeToken, err := e.svc().IssueEdgeToken(ctx, e.region.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.want(200, e, "GET", "/api/regions", e.token, nil)
 
 	// Audit log.
-	events := decode[[]struct {
-		ID int64 `json:"id"`
-	}](t, d.want(200, e, "GET", "/api/audit-log", e.token, nil).body)
+	events := decode[[]apijson.AuditEvent](t, d.want(200, e, "GET", "/api/audit-log", e.token, nil).body)
 	if len(events) < 3 {
 		t.Fatalf("audit events: got %d, want at least 3", len(events))
 	}
@@ -629,10 +626,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	// API tokens: issue, list, revoke (twice), and a token revoking itself.
 	tokenBody := map[string]any{"name": "ci"}
 	d.checkRequest("POST", "/api/tokens", tokenBody)
-	ci := decode[struct {
-		ID    string `json:"id"`
-		Token string `json:"token"`
-	}](t, d.want(201, e, "POST", "/api/tokens", e.token, tokenBody).body)
+	ci := decode[apijson.CreatedToken](t, d.want(201, e, "POST", "/api/tokens", e.token, tokenBody).body)
 	d.want(422, e, "POST", "/api/tokens", e.token, map[string]any{"name": strings.Repeat("x", 65)})
 	d.want(400, e, "POST", "/api/tokens", e.token, "[]")
 	d.want(413, e, "POST", "/api/tokens", e.token, `{"name": "`+strings.Repeat("x", 70<<10)+`"}`)
@@ -641,10 +635,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	d.want(204, e, "DELETE", "/api/tokens/"+ci.ID, e.token, nil) // harmless again
 	d.want(404, e, "DELETE", "/api/tokens/"+uuid.NewString(), e.token, nil)
 	d.want(404, e, "DELETE", "/api/tokens/not-a-uuid", e.token, nil)
-	self := decode[struct {
-		ID    string `json:"id"`
-		Token string `json:"token"`
-	}](t, d.want(201, e, "POST", "/api/tokens", e.token, map[string]any{"name": "self"}).body)
+	self := decode[apijson.CreatedToken](t, d.want(201, e, "POST", "/api/tokens", e.token, map[string]any{"name": "self"}).body)
 	d.want(204, e, "DELETE", "/api/tokens/"+self.ID, self.Token, nil)
 	d.want(401, e, "GET", "/api/tokens", self.Token, nil)
 
@@ -670,9 +661,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 
 	// A region whose single port is taken: 503.
 	e.addRegion("tiny", "tiny.example.net", 50000, 50000)
-	tiny := decode[struct {
-		ID string `json:"id"`
-	}](t, d.want(201, e, "POST", "/api/routers", e.token, map[string]any{"name": "tiny-r", "region": "tiny", "tunnel_address": "10.99.0.9"}).body)
+	tiny := decode[apijson.Router](t, d.want(201, e, "POST", "/api/routers", e.token, map[string]any{"name": "tiny-r", "region": "tiny", "tunnel_address": "10.99.0.9"}).body)
 	d.want(201, e, "POST", "/api/routers/"+tiny.ID+"/transient-forwarding", e.token, seedRequest())
 	d.want(503, e, "POST", "/api/routers/"+tiny.ID+"/transient-forwarding", e.token, seedRequest())
 

@@ -9,17 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
-
-// message is the body of every error answer: {"message": "..."}.
-type message struct {
-	Message string `json:"message"`
-}
 
 // writeJSON encodes v as the response body with status code.
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -56,12 +49,12 @@ func errorStatus(err error) (int, string) {
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var bad *badRequest
 	if errors.As(err, &bad) {
-		writeJSON(w, bad.status, message{bad.msg})
+		writeJSON(w, bad.status, apijson.Message{Message: bad.msg})
 		return
 	}
-	var invalid *validationError
-	if errors.As(err, &invalid) {
-		writeJSON(w, http.StatusUnprocessableEntity, invalid)
+	var verr *validationError
+	if errors.As(err, &verr) {
+		writeJSON(w, http.StatusUnprocessableEntity, verr.body())
 		return
 	}
 	code, msg := errorStatus(err)
@@ -72,7 +65,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "60")
 	}
-	writeJSON(w, code, message{msg})
+	writeJSON(w, code, apijson.Message{Message: msg})
 }
 
 // badRequest is a request the API cannot read at all (not JSON, too large).
@@ -101,56 +94,6 @@ func decodeObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMe
 	return fields, nil
 }
 
-// formatTime writes times as the contract does: 2024-06-22T04:33:29+00:00.
-func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05-07:00")
-}
-
-func formatTimePtr(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	s := formatTime(*t)
-	return &s
-}
-
-// relativeTime says how far t is from now the way the original service does
-// ("2 hours from now", "3 minutes ago"): the largest whole unit, truncated.
-func relativeTime(t, now time.Time) string {
-	d := t.Sub(now)
-	suffix := "from now"
-	if d <= 0 {
-		suffix, d = "ago", -d
-	}
-	secs := int64(d / time.Second)
-	units := []struct {
-		name string
-		secs int64
-	}{
-		{"year", 365 * 86400},
-		{"month", 30 * 86400},
-		{"week", 7 * 86400},
-		{"day", 86400},
-		{"hour", 3600},
-		{"minute", 60},
-		{"second", 1},
-	}
-	for _, u := range units {
-		if n := secs / u.secs; n >= 1 || u.secs == 1 {
-			return plural(n, u.name) + " " + suffix
-		}
-	}
-	panic("unreachable")
-}
-
-func plural(n int64, unit string) string {
-	s := strconv.FormatInt(n, 10) + " " + unit
-	if n != 1 {
-		s += "s"
-	}
-	return s
-}
-
 type requestIDKey struct{}
 
 func withRequestID(ctx context.Context, id string) context.Context {
@@ -160,9 +103,4 @@ func withRequestID(ctx context.Context, id string) context.Context {
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
-}
-
-// fieldName is how a field is named in messages: dst_port → "dst port".
-func fieldName(field string) string {
-	return strings.ReplaceAll(field, "_", " ")
 }

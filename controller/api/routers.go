@@ -8,54 +8,53 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
-	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/shared/forward"
 )
 
-type routerJSON struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	Region        string    `json:"region"`
-	TunnelAddress string    `json:"tunnel_address"`
-	CreatedAt     string    `json:"created_at"`
-	Agent         agentJSON `json:"agent"`
-	// AgentToken is shown once, in the answer to the create.
-	AgentToken string `json:"agent_token,omitempty"`
-}
-
-type agentJSON struct {
-	Connected       bool    `json:"connected"`
-	ConnectedAt     *string `json:"connected_at"`
-	LastSeenAt      *string `json:"last_seen_at"`
-	AgentVersion    string  `json:"agent_version"`
-	RouterOSVersion string  `json:"routeros_version"`
-	Board           string  `json:"board"`
-	Identity        string  `json:"identity"`
-	DesiredRevision int64   `json:"desired_revision"`
-	AppliedRevision int64   `json:"applied_revision"`
-	InSync          bool    `json:"in_sync"`
-	LastError       string  `json:"last_error"`
-	// ClockOffsetMs is how far the router's clock is ahead of the
-	// controller's (negative: behind), as the agent measured it; null while
-	// unknown. ClockOff says it is off by more than fleet.ClockWarnAfter.
-	ClockOffsetMs *int64 `json:"clock_offset_ms"`
-	ClockOff      bool   `json:"clock_off"`
-}
-
-func toRouterJSON(r fleet.Router, now time.Time) routerJSON {
+// toRouterJSON is r as the API shows it at now.
+func toRouterJSON(r fleet.Router, now time.Time) apijson.Router {
 	a := r.Agent
-	return routerJSON{
+	return apijson.Router{
 		ID: r.ID.String(), Name: r.Name, Region: r.Region,
-		TunnelAddress: r.TunnelAddress.String(), CreatedAt: formatTime(r.CreatedAt),
-		Agent: agentJSON{
-			Connected: a.Connected(now), ConnectedAt: formatTimePtr(a.ConnectedAt), LastSeenAt: formatTimePtr(a.SeenAt),
+		TunnelAddress: r.TunnelAddress.String(), CreatedAt: apijson.FormatTime(r.CreatedAt),
+		Agent: apijson.Agent{
+			Connected: a.Connected(now), ConnectedAt: apijson.FormatTimePtr(a.ConnectedAt), LastSeenAt: apijson.FormatTimePtr(a.SeenAt),
 			AgentVersion: a.AgentVersion, RouterOSVersion: a.RouterOSVersion, Board: a.Board, Identity: a.Identity,
 			DesiredRevision: r.Revision, AppliedRevision: a.AppliedRevision,
 			InSync: a.AppliedRevision >= r.Revision, LastError: a.LastError,
 			ClockOffsetMs: durationMillis(a.ClockOffset), ClockOff: a.ClockOff(),
 		},
+		Tunnel: toTunnelJSON(r, now),
 	}
+}
+
+// toTunnelJSON is a router's end of a managed tunnel; nil in a manual region.
+func toTunnelJSON(r fleet.Router, now time.Time) *apijson.Tunnel {
+	if !r.TunnelManaged {
+		return nil
+	}
+	t := r.Tunnel
+	return &apijson.Tunnel{
+		State: t.State(now), LastHandshakeAt: apijson.FormatTimePtr(t.LastHandshake), Endpoint: t.Endpoint,
+		RxBytes: t.RxBytes, TxBytes: t.TxBytes, PublicKey: t.PublicKey, Error: t.Error,
+	}
+}
+
+// toRegionTunnelJSON is how a region's routers reach its edge.
+func toRegionTunnelJSON(rg fleet.Region) apijson.RegionTunnel {
+	out := apijson.RegionTunnel{Mode: "manual", EdgeAddress: rg.EdgeTunnelAddress.String()}
+	if t := rg.Tunnel; t.Managed {
+		prefix, endpoint := t.Prefix.String(), t.Endpoint
+		out.Mode, out.Prefix, out.Endpoint = "managed", &prefix, &endpoint
+		if t.EdgePublicKey != "" {
+			key := t.EdgePublicKey
+			out.EdgePublicKey = &key
+		}
+	}
+	return out
 }
 
 func durationMillis(d *time.Duration) *int64 {
@@ -69,12 +68,12 @@ func durationMillis(d *time.Duration) *int64 {
 func (s *server) handleRouterList() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
 		now := s.now()
-		list, err := s.store.Routers(r.Context(), p.AccountID)
+		list, err := s.svc.Routers(r.Context(), p.AccountID)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		out := make([]routerJSON, len(list))
+		out := make([]apijson.Router, len(list))
 		for i, rt := range list {
 			out[i] = toRouterJSON(rt, now)
 		}
@@ -89,7 +88,7 @@ func (s *server) handleRouterGet() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		rt, err := s.store.Router(r.Context(), p.AccountID, id)
+		rt, err := s.svc.Router(r.Context(), p.AccountID, id)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -111,11 +110,20 @@ func (s *server) handleRouterCreate() authedHandler {
 			return
 		}
 		now := s.now()
-		rt, secret, err := s.store.CreateRouter(r.Context(), p, nr, now)
-		if errors.Is(err, fleet.ErrNotFound) {
-			errs := &validationError{}
-			errs.add("region", "The selected region is invalid.")
-			err = errs
+		rt, secret, err := s.svc.CreateRouter(r.Context(), p, nr, now)
+		var errs fleet.Problems
+		switch {
+		case errors.Is(err, fleet.ErrNotFound):
+			errs.Add("region", "The selected region is invalid.")
+		case errors.Is(err, fleet.ErrTunnelAddressRequired):
+			errs.Add("tunnel_address", "The tunnel address field is required.")
+		case errors.Is(err, fleet.ErrTunnelAddressManaged):
+			errs.Add("tunnel_address", "The tunnel address field must be left out: tpf allocates it in a region whose tunnel it manages.")
+		case errors.Is(err, fleet.ErrTunnelFull):
+			errs.Add("region", "The selected region's tunnel has no free address left.")
+		}
+		if errs.Len() > 0 {
+			err = invalid(errs)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
@@ -127,24 +135,30 @@ func (s *server) handleRouterCreate() authedHandler {
 	}
 }
 
-func readNewRouter(raw map[string]json.RawMessage) (store.NewRouter, error) {
-	errs := &validationError{}
-	in := fields{raw: raw, errs: errs}
-	var nr store.NewRouter
+// readNewRouter reads a router to create: a name and a region, and in a
+// region without a managed tunnel its tunnel address (optional here: the
+// region decides).
+func readNewRouter(raw map[string]json.RawMessage) (forwards.NewRouter, error) {
+	var errs fleet.Problems
+	in := fields{raw: raw, errs: &errs}
+	var nr forwards.NewRouter
 	nr.Name, _ = in.text("name", 100)
 	nr.Region, _ = in.text("region", 63)
+	if v, given := raw["tunnel_address"]; !given || string(v) == "null" {
+		return nr, invalid(errs)
+	}
 	if text, ok := in.text("tunnel_address", 64); ok {
 		addr, err := forward.ParseIPv4(text)
 		switch {
 		case err != nil:
-			errs.add("tunnel_address", "The tunnel address field must be a valid IPv4 address.")
+			errs.Add("tunnel_address", "The tunnel address field must be a valid IPv4 address.")
 		case addr.IsUnspecified() || addr.IsMulticast() || addr == broadcast:
-			errs.add("tunnel_address", "The tunnel address field must be a unicast IPv4 address.")
+			errs.Add("tunnel_address", "The tunnel address field must be a unicast IPv4 address.")
 		default:
 			nr.TunnelAddress = addr
 		}
 	}
-	return nr, errs.err()
+	return nr, invalid(errs)
 }
 
 var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -156,7 +170,7 @@ func (s *server) handleRouterDelete() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		if err := s.store.DeleteRouter(r.Context(), p, id, s.now()); err != nil {
+		if err := s.svc.DeleteRouter(r.Context(), p, id, s.now()); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -173,31 +187,13 @@ func (s *server) handleAgentTokenRotate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		secret, err := s.store.RotateAgentToken(r.Context(), p, id, s.now())
+		secret, err := s.svc.RotateAgentToken(r.Context(), p, id, s.now())
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, map[string]string{"agent_token": secret})
+		writeJSON(w, http.StatusCreated, apijson.AgentToken{AgentToken: secret})
 	}
-}
-
-type regionJSON struct {
-	ID         string    `json:"id"`
-	EntryPoint string    `json:"entry_point"`
-	PortMin    int       `json:"port_min"`
-	PortMax    int       `json:"port_max"`
-	Edge       *edgeJSON `json:"edge"`
-}
-
-// edgeJSON is the region's edge, null when no tpf edge serves it.
-type edgeJSON struct {
-	Connected       bool    `json:"connected"`
-	LastSeenAt      *string `json:"last_seen_at"`
-	Version         string  `json:"version"`
-	DesiredRevision int64   `json:"desired_revision"`
-	AppliedRevision int64   `json:"applied_revision"`
-	LastError       string  `json:"last_error"`
 }
 
 func (s *server) handleRegionList() authedHandler {
@@ -208,12 +204,13 @@ func (s *server) handleRegionList() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		out := make([]regionJSON, len(list))
+		out := make([]apijson.Region, len(list))
 		for i, rg := range list {
-			out[i] = regionJSON{ID: rg.ID, EntryPoint: rg.EntryPoint, PortMin: int(rg.Ports.Min), PortMax: int(rg.Ports.Max)}
+			out[i] = apijson.Region{ID: rg.ID, EntryPoint: rg.EntryPoint, PortMin: int(rg.Ports.Min), PortMax: int(rg.Ports.Max),
+				Tunnel: toRegionTunnelJSON(rg)}
 			if rg.EdgeManaged {
 				e := rg.Edge
-				out[i].Edge = &edgeJSON{Connected: e.Connected(now), LastSeenAt: formatTimePtr(e.SeenAt), Version: e.Version,
+				out[i].Edge = &apijson.Edge{Connected: e.Connected(now), LastSeenAt: apijson.FormatTimePtr(e.SeenAt), Version: e.Version,
 					DesiredRevision: rg.Revision, AppliedRevision: e.AppliedRevision, LastError: e.LastError}
 			}
 		}
@@ -221,31 +218,22 @@ func (s *server) handleRegionList() authedHandler {
 	}
 }
 
-type auditJSON struct {
-	ID        int64           `json:"id"`
-	At        string          `json:"at"`
-	Actor     string          `json:"actor"`
-	Action    string          `json:"action"`
-	SubjectID string          `json:"subject_id"`
-	Detail    json.RawMessage `json:"detail"`
-}
-
 // handleAuditLog lists the account's audit events, newest first; ?before=ID
 // pages back, ?limit= sizes the page.
 func (s *server) handleAuditLog() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
 		q := r.URL.Query()
-		errs := &validationError{}
+		var errs fleet.Problems
 		var before int64
 		if v := q.Get("before"); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 {
-				errs.add("before", "The before field must be a positive integer.")
+				errs.Add("before", "The before field must be a positive integer.")
 			}
 			before = n
 		}
-		limit := queryLimit(q, errs)
-		if err := errs.err(); err != nil {
+		limit := queryLimit(q, &errs)
+		if err := invalid(errs); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -254,9 +242,9 @@ func (s *server) handleAuditLog() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		out := make([]auditJSON, len(events))
+		out := make([]apijson.AuditEvent, len(events))
 		for i, e := range events {
-			out[i] = auditJSON{ID: e.ID, At: formatTime(e.At), Actor: e.Actor, Action: e.Action, SubjectID: e.SubjectID.String(), Detail: e.Detail}
+			out[i] = apijson.AuditEvent{ID: e.ID, At: apijson.FormatTime(e.At), Actor: e.Actor, Action: e.Action, SubjectID: e.SubjectID.String(), Detail: e.Detail}
 		}
 		writeJSON(w, http.StatusOK, out)
 	}

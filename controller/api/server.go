@@ -2,8 +2,11 @@
 // endpoints exactly as the product contract describes them, plus routers,
 // regions and the audit log. routes.go lists every route.
 //
-// Handlers decode, validate, call the store and encode; they hold no state
-// beyond the rate limiter.
+// Handlers decode, validate, call the forwards service (or the store, for
+// accounts, tokens, regions and the audit log) and encode; they hold no state
+// beyond the rate limiter. The JSON they answer is package apijson's; the
+// rules of a new forward are package fleet's (ValidateNewForward), which the
+// web views apply too: this package reads the JSON body onto them.
 package api
 
 import (
@@ -13,14 +16,18 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/metrics"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
 // Defaults for Config's zero values.
 const (
-	DefaultMinExpireMinutes = 10
-	DefaultMaxExpireMinutes = 1440
+	// DefaultMinExpireMinutes and DefaultMaxExpireMinutes are fleet's
+	// defaults for the bounds of expire_after_minutes.
+	DefaultMinExpireMinutes = fleet.DefaultMinExpireMinutes
+	DefaultMaxExpireMinutes = fleet.DefaultMaxExpireMinutes
 	// maxBodyBytes bounds request bodies; the largest valid one is far smaller.
 	maxBodyBytes = 64 << 10
 	// Forward history pages.
@@ -70,13 +77,20 @@ type Config struct {
 	Ready func(ctx context.Context) error
 }
 
+// ForwardRules are the rules Config sets for new forwards
+// (fleet.ValidateNewForward): give them to the web views too, so that their
+// form accepts exactly what the API accepts.
+func (c Config) ForwardRules() fleet.ForwardRules {
+	return fleet.ForwardRules{
+		MinExpireMinutes: c.MinExpireMinutes,
+		MaxExpireMinutes: c.MaxExpireMinutes,
+		AllowSources:     c.AllowSources,
+	}.WithDefaults()
+}
+
 func (c Config) withDefaults() Config {
-	if c.MinExpireMinutes == 0 {
-		c.MinExpireMinutes = DefaultMinExpireMinutes
-	}
-	if c.MaxExpireMinutes == 0 {
-		c.MaxExpireMinutes = DefaultMaxExpireMinutes
-	}
+	rules := c.ForwardRules()
+	c.MinExpireMinutes, c.MaxExpireMinutes = rules.MinExpireMinutes, rules.MaxExpireMinutes
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -88,15 +102,18 @@ func (c Config) withDefaults() Config {
 
 // server carries what the handlers close over.
 type server struct {
+	// svc makes every change to routers and forwards and reads them for an
+	// account; store holds the rest (accounts, tokens, regions, audit log).
+	svc     *forwards.Service
 	store   *store.Store
 	cfg     Config
 	limiter *rateLimiter
 }
 
-// NewServer returns the API's handler.
+// NewServer returns the API's handler over st.
 func NewServer(st *store.Store, cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	s := &server{store: st, cfg: cfg, limiter: newRateLimiter(cfg.RateLimitPerMinute, time.Minute)}
+	s := &server{svc: forwards.New(st), store: st, cfg: cfg, limiter: newRateLimiter(cfg.RateLimitPerMinute, time.Minute)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.logRequests(s.observeRequests(recoverPanics(s.cfg.Logger, mux)))

@@ -3,28 +3,13 @@ package api
 import (
 	"net/http"
 
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
 
-// tokenJSON is an API token as the API shows it: never its secret or hash.
-type tokenJSON struct {
-	ID        string  `json:"id"`
-	Name      string  `json:"name"`
-	CreatedAt string  `json:"created_at"`
-	RevokedAt *string `json:"revoked_at"`
-}
-
-// createdTokenJSON is the answer to a create: the token and its secret,
-// shown only then.
-type createdTokenJSON struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	CreatedAt string `json:"created_at"`
-	Token     string `json:"token"`
-}
-
-func toTokenJSON(t fleet.APIToken) tokenJSON {
-	return tokenJSON{ID: t.ID.String(), Name: t.Name, CreatedAt: formatTime(t.CreatedAt), RevokedAt: formatTimePtr(t.RevokedAt)}
+// toTokenJSON is t as the API shows it: never its secret or hash.
+func toTokenJSON(t fleet.APIToken) apijson.Token {
+	return apijson.Token{ID: t.ID.String(), Name: t.Name, CreatedAt: apijson.FormatTime(t.CreatedAt), RevokedAt: apijson.FormatTimePtr(t.RevokedAt)}
 }
 
 // handleTokenList answers the account's API tokens, revoked ones too,
@@ -36,7 +21,7 @@ func (s *server) handleTokenList() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		out := make([]tokenJSON, len(list))
+		out := make([]apijson.Token, len(list))
 		for i, t := range list {
 			out[i] = toTokenJSON(t)
 		}
@@ -53,9 +38,9 @@ func (s *server) handleTokenCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		errs := &validationError{}
-		name, _ := fields{raw: raw, errs: errs}.text("name", fleet.MaxTokenName)
-		if err := errs.err(); err != nil {
+		var errs fleet.Problems
+		name, _ := fields{raw: raw, errs: &errs}.text("name", fleet.MaxTokenName)
+		if err := invalid(errs); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -64,8 +49,8 @@ func (s *server) handleTokenCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, createdTokenJSON{
-			ID: tok.ID.String(), Name: tok.Name, CreatedAt: formatTime(tok.CreatedAt), Token: secret,
+		writeJSON(w, http.StatusCreated, apijson.CreatedToken{
+			ID: tok.ID.String(), Name: tok.Name, CreatedAt: apijson.FormatTime(tok.CreatedAt), Token: secret,
 		})
 	}
 }

@@ -10,24 +10,17 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
 
-type tokenOut struct {
-	ID        string  `json:"id"`
-	Name      string  `json:"name"`
-	CreatedAt string  `json:"created_at"`
-	RevokedAt *string `json:"revoked_at"`
-	Token     string  `json:"token"`
-}
-
-func (e *env) tokens(token string) []tokenOut {
+func (e *env) tokens(token string) []apijson.Token {
 	e.t.Helper()
 	res := e.do("GET", "/api/tokens", token, nil)
 	if res.status != http.StatusOK {
 		e.t.Fatalf("GET /api/tokens: got %d %s, want 200", res.status, res.body)
 	}
-	return decode[[]tokenOut](e.t, res.body)
+	return decode[[]apijson.Token](e.t, res.body)
 }
 
 func TestTokens(t *testing.T) {
@@ -48,7 +41,7 @@ func TestTokens(t *testing.T) {
 	if len(created) != 4 || created["name"] != "ci · deploy" || created["created_at"] != "2024-06-22T02:34:29+00:00" {
 		t.Errorf("create: got %s, want id, name, created_at and token", res.body)
 	}
-	ci := decode[tokenOut](t, res.body)
+	ci := decode[apijson.CreatedToken](t, res.body)
 	if !strings.HasPrefix(ci.Token, "tpf_") || len(ci.Token) < 40 {
 		t.Errorf("create: token %q, want a tpf_ secret", ci.Token)
 	}
@@ -58,7 +51,7 @@ func TestTokens(t *testing.T) {
 
 	// Listed oldest first, without secrets; the new token sees the list too.
 	res = e.do("GET", "/api/tokens", ci.Token, nil)
-	list = decode[[]tokenOut](t, res.body)
+	list = decode[[]apijson.Token](t, res.body)
 	if len(list) != 2 || list[0].Name != "default" || list[1].ID != ci.ID || list[1].RevokedAt != nil {
 		t.Errorf("tokens: got %+v, want default then the new one", list)
 	}

@@ -527,9 +527,8 @@ func TestValidateRouterCreate(t *testing.T) {
 		status int
 		want   string
 	}{
-		{"empty object", `{}`, 422, `{"message":"The name field is required. (and 2 more errors)","errors":{` +
-			`"name":["The name field is required."],"region":["The region field is required."],` +
-			`"tunnel_address":["The tunnel address field is required."]}}`},
+		{"empty object", `{}`, 422, `{"message":"The name field is required. (and 1 more error)","errors":{` +
+			`"name":["The name field is required."],"region":["The region field is required."]}}`},
 		{"name missing", router(map[string]any{"name": absent}), 422, unprocessable("name", "The name field is required.")},
 		{"name empty", router(map[string]any{"name": ""}), 422, unprocessable("name", "The name field is required.")},
 		{"name number", router(map[string]any{"name": 7}), 422, unprocessable("name", "The name field must be a string.")},

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -165,7 +166,7 @@ func bootstrap(ctx context.Context, pool *pgxpool.Pool, state quickState) (token
 	}
 	// The demo router's tunnel address is another loopback address, so that
 	// an emulated router can listen there beside the edge on 127.0.0.1.
-	r, agentToken, err := st.CreateRouter(ctx, p, store.NewRouter{
+	r, agentToken, err := forwards.New(st).CreateRouter(ctx, p, forwards.NewRouter{
 		Name: quickRouter, Region: quickRegion, TunnelAddress: netip.MustParseAddr("127.0.0.2"),
 	}, t)
 	if err != nil {

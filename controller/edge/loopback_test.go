@@ -78,7 +78,7 @@ func newLoopback(t testing.TB, edgeCfg edge.Config) *loopback {
 		t.Fatal(err)
 	}
 	var agentToken string
-	l.router, agentToken, err = l.st.CreateRouter(ctx, l.p, store.NewRouter{Name: "r1", Region: "local", TunnelAddress: netip.MustParseAddr(l.tunnel)}, now)
+	l.router, agentToken, err = forwards.New(l.st).CreateRouter(ctx, l.p, forwards.NewRouter{Name: "r1", Region: "local", TunnelAddress: netip.MustParseAddr(l.tunnel)}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func (l *loopback) detachEdge() {
 
 func (l *loopback) create(created time.Time, minutes int) fleet.Forward {
 	l.t.Helper()
-	f, err := l.st.CreateForward(context.Background(), l.p, l.router.ID, fleet.NewForward{
+	f, err := forwards.New(l.st).CreateForward(context.Background(), l.p, l.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("127.0.0.1/32"), Duration: time.Duration(minutes) * time.Minute,
 	}, created)
@@ -306,7 +306,7 @@ func TestLoopbackForward(t *testing.T) {
 	})
 
 	// Revoke cuts the live session within a second.
-	if err := l.st.RevokeForward(context.Background(), l.p, l.router.ID, f.ID, time.Now().UTC().Truncate(time.Second)); err != nil {
+	if err := forwards.New(l.st).RevokeForward(context.Background(), l.p, l.router.ID, f.ID, time.Now().UTC().Truncate(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	s.cutWithin(t, time.Second)

@@ -76,7 +76,7 @@ func TestNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := st.Authenticate(ctx, apiToken)
-	router, agentToken, err := st.CreateRouter(ctx, p, store.NewRouter{Name: "r1", Region: "lab", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, now)
+	router, agentToken, err := forwards.New(st).CreateRouter(ctx, p, forwards.NewRouter{Name: "r1", Region: "lab", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +95,10 @@ func TestNamespaces(t *testing.T) {
 
 	api := &apiClient{t: t, token: apiToken, base: "http://10.99.0.1:8080", hc: n.httpClient("edge")}
 	api.waitUp()
-	forwards := "/api/routers/" + router.ID.String() + "/transient-forwarding"
-	created := api.post(forwards, `{"expire_after_minutes":60,"dst_port":22,"dst_address":"192.168.88.43","allow_from":"10.10.1.2"}`)
+	forwardsPath := "/api/routers/" + router.ID.String() + "/transient-forwarding"
+	created := api.post(forwardsPath, `{"expire_after_minutes":60,"dst_port":22,"dst_address":"192.168.88.43","allow_from":"10.10.1.2"}`)
 	fid, port := created["id"].(string), int(created["port"].(float64))
-	api.waitStatus(forwards+"/"+fid, "active")
+	api.waitStatus(forwardsPath+"/"+fid, "active")
 
 	ssh := func(extra ...string) *exec.Cmd {
 		args := append([]string{"netns", "exec", n.name("client"), "ssh", "-i", key, "-p", fmt.Sprint(port),
@@ -119,18 +119,18 @@ func TestNamespaces(t *testing.T) {
 	})
 	t.Run("revoke cuts a live session", func(t *testing.T) {
 		s := startSession(t, ssh("-o", "ConnectTimeout=10", "root@10.10.1.1", "echo ready; sleep 60"))
-		api.delete(forwards + "/" + fid)
+		api.delete(forwardsPath + "/" + fid)
 		s.endsWithin(t, 1500*time.Millisecond)
 	})
 
 	// A forward that expires a few seconds from now (created through the
 	// store to backdate it), while the controller is down.
-	short, err := st.CreateForward(ctx, p, router.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
+	short, err := forwards.New(st).CreateForward(ctx, p, router.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("10.10.1.2/32"), Duration: 10 * time.Minute}, time.Now().UTC().Truncate(time.Second).Add(-10*time.Minute+6*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.waitStatus(forwards+"/"+short.ID.String(), "active")
+	api.waitStatus(forwardsPath+"/"+short.ID.String(), "active")
 	port = int(short.Port)
 	t.Run("controller down: serving on, expiry on time", func(t *testing.T) {
 		s := startSession(t, ssh("-o", "ConnectTimeout=10", "root@10.10.1.1", "echo ready; sleep 60"))
@@ -144,8 +144,8 @@ func TestNamespaces(t *testing.T) {
 	startController()
 	api.waitUp()
 
-	long := api.post(forwards, `{"expire_after_minutes":60,"dst_port":22,"dst_address":"192.168.88.43","allow_from":"10.10.1.2"}`)
-	api.waitStatus(forwards+"/"+long["id"].(string), "active")
+	long := api.post(forwardsPath, `{"expire_after_minutes":60,"dst_port":22,"dst_address":"192.168.88.43","allow_from":"10.10.1.2"}`)
+	api.waitStatus(forwardsPath+"/"+long["id"].(string), "active")
 	port = int(long["port"].(float64))
 	t.Run("edge restart", func(t *testing.T) {
 		n.stop(t, "edge")

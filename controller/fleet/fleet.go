@@ -142,9 +142,10 @@ type Router struct {
 	// every change.
 	Revision int64
 	Agent    AgentState
-	// Tunnel is the router's end of its region's managed tunnel, as its
-	// agent last reported it.
-	Tunnel TunnelState
+	// TunnelManaged: the router's region has a tunnel tpf manages; Tunnel
+	// is the router's end of it, as its agent last reported it.
+	TunnelManaged bool
+	Tunnel        TunnelState
 }
 
 // TunnelState is what the agent last reported of a router's end of the

@@ -54,6 +54,7 @@ func (s *Service) CreateRouter(ctx context.Context, p fleet.Principal, nr NewRou
 		if r, err = tx.CreateRouter(ctx, p.AccountID, nr.Name, nr.Region, addr, secret, now); err != nil {
 			return err
 		}
+		r.TunnelManaged = region.Tunnel.Managed
 		return tx.Audit(ctx, now, p.Actor(), fleet.ActionRouterCreate, store.AuditEvent{
 			Account: p.AccountID, Subject: r.ID, Detail: map[string]any{
 				"name": nr.Name, "region": nr.Region, "tunnel_address": addr.String(),

@@ -16,8 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
-	"github.com/tpf-dev/tpf/controller/store"
 )
 
 // TestMain lets the benchmark re-run this binary as a crowd of agents in a
@@ -64,7 +64,7 @@ func BenchmarkMemoryPerAgent(b *testing.B) {
 	f := newFixture(b)
 	var tokens []string
 	for i := range agents {
-		_, token, err := f.st.CreateRouter(ctx, f.p, store.NewRouter{Name: fmt.Sprintf("r%d", i), Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, t0)
+		_, token, err := forwards.New(f.st).CreateRouter(ctx, f.p, forwards.NewRouter{Name: fmt.Sprintf("r%d", i), Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.2")}, t0)
 		if err != nil {
 			b.Fatal(err)
 		}

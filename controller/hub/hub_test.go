@@ -106,7 +106,7 @@ func (a *agent) desiredWith(n int) *syncproto.Desired {
 
 func createForward(t *testing.T, f fixture) fleet.Forward {
 	t.Helper()
-	fw, err := f.st.CreateForward(context.Background(), f.p, f.router.ID, fleet.NewForward{
+	fw, err := forwards.New(f.st).CreateForward(context.Background(), f.p, f.router.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Hour, Masquerade: true,
 	}, t0)
@@ -162,7 +162,7 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Errorf("router agent state: got %+v, %v", r.Agent, err)
 	}
 
-	if err := f.st.RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
+	if err := forwards.New(f.st).RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	d = a.desiredWith(0)
@@ -239,7 +239,7 @@ func TestRotatedTokenDisconnects(t *testing.T) {
 	}
 	a.next(syncproto.TypeDesired)
 	fw := createForward(t, f)
-	secret, err := f.st.RotateAgentToken(ctx, f.p, f.router.ID, t0)
+	secret, err := forwards.New(f.st).RotateAgentToken(ctx, f.p, f.router.ID, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

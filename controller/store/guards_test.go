@@ -11,7 +11,6 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
-	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -33,26 +32,26 @@ func TestWritesCheckTheRouterInTheirTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.CreateForward(ctx, stranger, f.router.ID, nf, t0); !errors.Is(err, fleet.ErrNotFound) {
+	if _, err := forwards.New(f.st).CreateForward(ctx, stranger, f.router.ID, nf, t0); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("create on another account's router: got %v, want ErrNotFound", err)
 	}
 	fw := f.newForward(t, time.Hour, t0)
-	if err := f.st.RevokeForward(ctx, stranger, f.router.ID, fw.ID, t0); !errors.Is(err, fleet.ErrNotFound) {
+	if err := forwards.New(f.st).RevokeForward(ctx, stranger, f.router.ID, fw.ID, t0); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("revoke on another account's router: got %v, want ErrNotFound", err)
 	}
-	if err := f.st.RevokeForward(ctx, f.p, f.router.ID, uuid.New(), t0); !errors.Is(err, fleet.ErrNotFound) {
+	if err := forwards.New(f.st).RevokeForward(ctx, f.p, f.router.ID, uuid.New(), t0); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("revoke of an unknown forward: got %v, want ErrNotFound", err)
 	}
 	for range 2 { // the second changes nothing
-		if err := f.st.RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
+		if err := forwards.New(f.st).RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
 			t.Errorf("revoke: %v", err)
 		}
 	}
 
-	if err := f.st.DeleteRouter(ctx, f.p, f.router.ID, t0.Add(time.Minute)); err != nil {
+	if err := forwards.New(f.st).DeleteRouter(ctx, f.p, f.router.ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.CreateForward(ctx, f.p, f.router.ID, nf, t0.Add(time.Minute)); !errors.Is(err, fleet.ErrNotFound) {
+	if _, err := forwards.New(f.st).CreateForward(ctx, f.p, f.router.ID, nf, t0.Add(time.Minute)); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("create on a deleted router: got %v, want ErrNotFound", err)
 	}
 	var live int
@@ -104,12 +103,12 @@ func TestConnectionRecordsStayInTheirRegion(t *testing.T) {
 		Ports: fleet.PortRange{Min: 50000, Max: 50999}, EdgeTunnelAddress: netip.MustParseAddr("10.98.0.1"), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	r2, _, err := f.st.CreateRouter(ctx, f.p, store.NewRouter{Name: "r2", Region: "us1", TunnelAddress: netip.MustParseAddr("10.98.0.2")}, t0)
+	r2, _, err := forwards.New(f.st).CreateRouter(ctx, f.p, forwards.NewRouter{Name: "r2", Region: "us1", TunnelAddress: netip.MustParseAddr("10.98.0.2")}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eu := f.newForward(t, time.Hour, t0)
-	us, err := f.st.CreateForward(ctx, f.p, r2.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
+	us, err := forwards.New(f.st).CreateForward(ctx, f.p, r2.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
 		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Hour}, t0)
 	if err != nil {
 		t.Fatal(err)

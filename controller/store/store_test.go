@@ -138,7 +138,7 @@ func TestChangesArePublished(t *testing.T) {
 	}
 	fw := f.newForward(t, time.Hour, t0)
 	expect("create")
-	if err := f.st.RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
+	if err := forwards.New(f.st).RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	expect("revoke")
@@ -209,13 +209,13 @@ func TestDeleteRouterEndsItsForwards(t *testing.T) {
 	running := f.newForward(t, time.Hour, t0)
 	lapsed := f.newForward(t, 10*time.Minute, t0) // expired, clock has not run yet
 	now := t0.Add(20 * time.Minute)
-	if err := f.st.DeleteRouter(ctx, f.p, f.router.ID, now); err != nil {
+	if err := forwards.New(f.st).DeleteRouter(ctx, f.p, f.router.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Router(ctx, f.p.AccountID, f.router.ID); !isNotFound(err) {
 		t.Errorf("deleted router: got %v, want not found", err)
 	}
-	if err := f.st.DeleteRouter(ctx, f.p, f.router.ID, now); !isNotFound(err) {
+	if err := forwards.New(f.st).DeleteRouter(ctx, f.p, f.router.ID, now); !isNotFound(err) {
 		t.Errorf("second delete: got %v, want not found", err)
 	}
 	var revoked, ended int
@@ -238,7 +238,7 @@ func TestAuditLog(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	fw := f.newForward(t, time.Hour, t0)
-	if err := f.st.RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
+	if err := forwards.New(f.st).RevokeForward(ctx, f.p, f.router.ID, fw.ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	events, err := f.st.AuditEvents(ctx, f.p.AccountID, 0, 10)

@@ -38,7 +38,9 @@ func (tx *Tx) LockRouter(ctx context.Context, account, id uuid.UUID) (fleet.Rout
 	if err != nil {
 		return fleet.Router{}, fleet.Region{}, fmt.Errorf("router %s: %w", id, notFound(err))
 	}
-	return toRouter(row.Router), toRegion(row.Region), nil
+	r := toRouter(row.Router)
+	r.TunnelManaged = row.Region.TunnelMode == tunnelManaged
+	return r, toRegion(row.Region), nil
 }
 
 // LockRoutersSkipLocked locks those of the routers that no other
@@ -343,4 +345,3 @@ func (tx *Tx) ReplaceRouterTunnelKey(ctx context.Context, router uuid.UUID, key 
 	}
 	return region, err
 }
-

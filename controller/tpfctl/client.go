@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tpf-dev/tpf/controller/apijson"
 )
 
 // Client calls tpf's REST API. BaseURL and Token must be set; the zero
@@ -44,15 +46,9 @@ const (
 type APIError struct {
 	Status  int
 	Message string
-	Fields  []FieldErrors
+	Fields  []apijson.FieldErrors
 	// RetryAfter is the answer's Retry-After header (429, 503), empty if none.
 	RetryAfter string
-}
-
-// FieldErrors is one field of a 422 answer with its messages.
-type FieldErrors struct {
-	Field    string
-	Messages []string
 }
 
 func (e *APIError) Error() string {
@@ -66,91 +62,17 @@ func (e *APIError) Error() string {
 	return msg
 }
 
-// Forward is the API's forward object.
-type Forward struct {
-	ID                string  `json:"id"`
-	Port              int     `json:"port"`
-	RevokedEarly      bool    `json:"revoked_early"`
-	AllowOnlyCIDR     string  `json:"allow_only_cidr"`
-	ExpiresAt         string  `json:"expires_at"`
-	Expired           bool    `json:"expired"`
-	EntryPoint        string  `json:"entry_point"`
-	DstAddress        string  `json:"dst_address"`
-	DstPort           int     `json:"dst_port"`
-	TimeToExpire      string  `json:"time_to_expire"`
-	RouterID          string  `json:"router_id"`
-	Status            string  `json:"status"`
-	Masquerade        bool    `json:"masquerade"`
-	CreatedAt         string  `json:"created_at"`
-	RevokedAt         *string `json:"revoked_at"`
-	RouterError       *string `json:"router_error"`
-	EdgeError         *string `json:"edge_error"`
-	ConnectionsActive int     `json:"connections_active"`
-}
-
-// NewForward is the creation object of POST …/transient-forwarding.
-type NewForward struct {
-	ExpireAfterMinutes int64  `json:"expire_after_minutes"`
-	DstPort            int    `json:"dst_port"`
-	DstAddress         string `json:"dst_address"`
-	AllowFrom          string `json:"allow_from"`
-	Masquerade         bool   `json:"masquerade"`
-}
-
-// Router is the API's router object.
-type Router struct {
-	ID            string `json:"id"`
-	Name          string `json:"name"`
-	Region        string `json:"region"`
-	TunnelAddress string `json:"tunnel_address"`
-	CreatedAt     string `json:"created_at"`
-	Agent         Agent  `json:"agent"`
-}
-
-// Agent is a router's agent state.
-type Agent struct {
-	Connected       bool    `json:"connected"`
-	ConnectedAt     *string `json:"connected_at"`
-	LastSeenAt      *string `json:"last_seen_at"`
-	AgentVersion    string  `json:"agent_version"`
-	RouterOSVersion string  `json:"routeros_version"`
-	Board           string  `json:"board"`
-	Identity        string  `json:"identity"`
-	DesiredRevision int64   `json:"desired_revision"`
-	AppliedRevision int64   `json:"applied_revision"`
-	InSync          bool    `json:"in_sync"`
-	LastError       string  `json:"last_error"`
-}
-
-// Region is the API's region object; Edge is nil when no tpf edge serves it.
-type Region struct {
-	ID         string `json:"id"`
-	EntryPoint string `json:"entry_point"`
-	PortMin    int    `json:"port_min"`
-	PortMax    int    `json:"port_max"`
-	Edge       *Edge  `json:"edge"`
-}
-
-// Edge is a region's edge state.
-type Edge struct {
-	Connected       bool    `json:"connected"`
-	LastSeenAt      *string `json:"last_seen_at"`
-	Version         string  `json:"version"`
-	DesiredRevision int64   `json:"desired_revision"`
-	AppliedRevision int64   `json:"applied_revision"`
-	LastError       string  `json:"last_error"`
-}
-
-// Connection is one connection the edge relayed for a forward.
-type Connection struct {
-	ID        string  `json:"id"`
-	Source    string  `json:"source"`
-	StartedAt string  `json:"started_at"`
-	EndedAt   *string `json:"ended_at"`
-	BytesUp   int64   `json:"bytes_up"`
-	BytesDown int64   `json:"bytes_down"`
-	Reason    string  `json:"reason"`
-}
+// The API's JSON, as package apijson defines it for the API and its
+// clients alike.
+type (
+	Forward    = apijson.Forward
+	NewForward = apijson.NewForward
+	Router     = apijson.Router
+	Agent      = apijson.Agent
+	Region     = apijson.Region
+	Edge       = apijson.Edge
+	Connection = apijson.Connection
+)
 
 func forwardsPath(router string) string {
 	return "/api/routers/" + url.PathEscape(router) + "/transient-forwarding"
@@ -299,48 +221,19 @@ func (c *Client) once(ctx context.Context, method, path string, payload []byte) 
 }
 
 // decodeAPIError reads an error answer. The 422 fields keep the API's
-// order (its check order), which a map would lose.
+// order (its check order).
 func decodeAPIError(status int, retryAfter string, raw []byte) *APIError {
 	e := &APIError{Status: status, RetryAfter: retryAfter}
-	var body struct {
-		Message string                     `json:"message"`
-		Errors  map[string]json.RawMessage `json:"errors"`
-	}
-	if json.Unmarshal(raw, &body) != nil {
+	var body apijson.ValidationError
+	if err := json.Unmarshal(raw, &body); err != nil {
+		var msg apijson.Message
+		if json.Unmarshal(raw, &msg) == nil {
+			e.Message = msg.Message // "errors" unreadable: the message still says it
+		}
 		return e // not JSON (a proxy's page): the status says it all
 	}
-	e.Message = body.Message
-	if body.Errors != nil {
-		e.Fields = orderedFieldErrors(raw)
-	}
+	e.Message, e.Fields = body.Message, body.Errors
 	return e
-}
-
-// orderedFieldErrors reads "errors": {"field": ["message", …], …} in the
-// order the fields appear.
-func orderedFieldErrors(raw []byte) []FieldErrors {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(raw, &top) != nil {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(top["errors"]))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
-	var out []FieldErrors
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return out
-		}
-		name, _ := tok.(string)
-		var msgs []string
-		if err := dec.Decode(&msgs); err != nil {
-			return out
-		}
-		out = append(out, FieldErrors{Field: name, Messages: msgs})
-	}
-	return out
 }
 
 // isUUID reports whether s is written as a UUID (8-4-4-4-12 hex digits).

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tpf-dev/tpf/controller/apijson"
 )
 
 // table writes aligned columns; Flush ends it.
@@ -82,17 +84,18 @@ func deref(s *string) string {
 	return *s
 }
 
-// whenAgo is an API time with how long ago it was: "2024-06-22T04:33:29+00:00
-// (3 minutes ago)"; empty for null.
+// whenAgo is an API time with how long ago it was, in the words of the API's
+// time_to_expire: "2024-06-22T04:33:29+00:00 (3 minutes ago)"; empty for
+// null.
 func whenAgo(s *string, now time.Time) string {
 	if s == nil {
 		return ""
 	}
-	t, err := parseTime(*s)
+	t, err := apijson.ParseTime(*s)
 	if err != nil {
 		return *s
 	}
-	return *s + " (" + ago(t, now) + ")"
+	return *s + " (" + apijson.RelativeTime(t, now) + ")"
 }
 
 // agoOf is how long ago an API time was, "never" for null.
@@ -100,40 +103,11 @@ func agoOf(s *string, now time.Time) string {
 	if s == nil {
 		return "never"
 	}
-	t, err := parseTime(*s)
+	t, err := apijson.ParseTime(*s)
 	if err != nil {
 		return *s
 	}
-	return ago(t, now)
-}
-
-func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
-
-// ago says how far t is from now as the API's time_to_expire does: the
-// largest whole unit, truncated ("3 minutes ago", "1 hour from now").
-func ago(t, now time.Time) string {
-	d := now.Sub(t)
-	suffix := "ago"
-	if d < 0 {
-		suffix, d = "from now", -d
-	}
-	secs := int64(d / time.Second)
-	if secs == 0 {
-		return "just now"
-	}
-	for _, u := range []struct {
-		name string
-		secs int64
-	}{{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}} {
-		if n := secs / u.secs; n >= 1 {
-			unit := u.name
-			if n != 1 {
-				unit += "s"
-			}
-			return fmt.Sprintf("%d %s %s", n, unit, suffix)
-		}
-	}
-	return "just now"
+	return apijson.RelativeTime(t, now)
 }
 
 // agentState is "connected", "offline" or "never connected".

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
-	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 	"github.com/tpf-dev/tpf/controller/tpfctl"
 	"github.com/tpf-dev/tpf/shared/syncproto"
@@ -151,7 +151,7 @@ func (h *harness) report(results ...syncproto.Result) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	_, err = h.fleet.Store.ApplyReport(context.Background(), h.fleet.Router.ID, syncproto.Report{
+	_, err = h.fleet.Service.ApplyReport(context.Background(), h.fleet.Router.ID, syncproto.Report{
 		Revision: rt.Revision, AgentVersion: "v1.4.2", Results: results, Present: present,
 	}, time.Now())
 	if err != nil {
@@ -233,7 +233,7 @@ func TestForwardLifecycle(t *testing.T) {
 
 func (h *harness) addRouter(name string) fleet.Router {
 	h.t.Helper()
-	rt, _, err := h.fleet.Store.CreateRouter(context.Background(), h.fleet.Principal, store.NewRouter{
+	rt, _, err := forwards.New(h.fleet.Store).CreateRouter(context.Background(), h.fleet.Principal, forwards.NewRouter{
 		Name: name, Region: "eu1", TunnelAddress: netip.MustParseAddr("10.99.0.9"),
 	}, time.Now())
 	if err != nil {
@@ -420,7 +420,7 @@ func TestRouters(t *testing.T) {
 	if err := st.AgentConnected(ctx, h.fleet.Router.ID, now); err != nil {
 		t.Fatal(err)
 	}
-	err := st.AgentHello(ctx, h.fleet.Router.ID, syncproto.Hello{AgentVersion: "v1.4.2",
+	err := forwards.New(st).AgentHello(ctx, h.fleet.Router.ID, syncproto.Hello{AgentVersion: "v1.4.2",
 		Router: syncproto.Router{RouterOSVersion: "7.18", Board: "hAP ax2", Identity: "branch-7"}}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -428,7 +428,7 @@ func TestRouters(t *testing.T) {
 	fw := h.fleet.Forward(t, 2*time.Hour, now)
 	h.report(syncproto.Result{ID: fw.ID.String(), State: syncproto.StateApplied})
 	h.fleet.Forward(t, 2*time.Hour, now)
-	if _, err := st.ApplyReport(ctx, h.fleet.Router.ID, syncproto.Report{AgentVersion: "v1.4.2", Error: "router API unreachable"}, now); err != nil {
+	if _, err := forwards.New(st).ApplyReport(ctx, h.fleet.Router.ID, syncproto.Report{AgentVersion: "v1.4.2", Error: "router API unreachable"}, now); err != nil {
 		t.Fatal(err)
 	}
 
@@ -465,7 +465,7 @@ func TestStatus(t *testing.T) {
 	if err := st.AgentConnected(ctx, r3.ID, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ApplyReport(ctx, r3.ID, syncproto.Report{AgentVersion: "v1", Error: "login refused"}, now); err != nil {
+	if _, err := forwards.New(st).ApplyReport(ctx, r3.ID, syncproto.Report{AgentVersion: "v1", Error: "login refused"}, now); err != nil {
 		t.Fatal(err)
 	}
 	// A region with a tpf edge that has never connected.

@@ -127,21 +127,28 @@ func TestThrottledGETsAreRetried(t *testing.T) {
 func TestAgo(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *string {
+		s := now.Add(d).Format("2006-01-02T15:04:05-07:00")
+		return &s
+	}
+	bad := "yesterday"
 	tests := []struct {
-		at   time.Time
-		want string
+		at      *string
+		ago     string
+		whenAgo string
 	}{
-		{now, "just now"},
-		{now.Add(-500 * time.Millisecond), "just now"},
-		{now.Add(-time.Second), "1 second ago"},
-		{now.Add(-59 * time.Second), "59 seconds ago"},
-		{now.Add(-61 * time.Minute), "1 hour ago"},
-		{now.Add(-49 * time.Hour), "2 days ago"},
-		{now.Add(3 * time.Minute), "3 minutes from now"},
+		{nil, "never", ""},
+		{at(0), "0 seconds ago", "2026-05-01T12:00:00+00:00 (0 seconds ago)"},
+		{at(-61 * time.Minute), "1 hour ago", "2026-05-01T10:59:00+00:00 (1 hour ago)"},
+		{at(3 * time.Minute), "3 minutes from now", "2026-05-01T12:03:00+00:00 (3 minutes from now)"},
+		{&bad, "yesterday", "yesterday"},
 	}
 	for _, tt := range tests {
-		if got := ago(tt.at, now); got != tt.want {
-			t.Errorf("ago(%s): got %q, want %q", now.Sub(tt.at), got, tt.want)
+		if got := agoOf(tt.at, now); got != tt.ago {
+			t.Errorf("agoOf(%v): got %q, want %q", deref(tt.at), got, tt.ago)
+		}
+		if got := whenAgo(tt.at, now); got != tt.whenAgo {
+			t.Errorf("whenAgo(%v): got %q, want %q", deref(tt.at), got, tt.whenAgo)
 		}
 	}
 }

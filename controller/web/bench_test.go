@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 	"github.com/tpf-dev/tpf/controller/web"
@@ -32,7 +33,7 @@ import (
 //
 //	go test -run '^$' -bench FleetPage ./controller/web/
 func BenchmarkFleetPage(b *testing.B) {
-	const routers, forwards = 1000, 10000
+	const routers, liveForwards = 1000, 10000
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	st := store.New(storetest.New(b))
@@ -51,7 +52,7 @@ func BenchmarkFleetPage(b *testing.B) {
 	start := time.Now()
 	rts := make([]fleet.Router, routers)
 	parallel(b, routers, func(i int) error {
-		rt, _, err := st.CreateRouter(ctx, p, store.NewRouter{Name: fmt.Sprintf("site-%04d", i), Region: "bench",
+		rt, _, err := forwards.New(st).CreateRouter(ctx, p, forwards.NewRouter{Name: fmt.Sprintf("site-%04d", i), Region: "bench",
 			TunnelAddress: netip.AddrFrom4([4]byte{10, 98, byte(1 + i/250), byte(1 + i%250)})}, now)
 		if err != nil {
 			return err
@@ -63,15 +64,15 @@ func BenchmarkFleetPage(b *testing.B) {
 		if err := st.AgentConnected(ctx, rt.ID, now); err != nil {
 			return err
 		}
-		return st.AgentHello(ctx, rt.ID, syncproto.Hello{AgentVersion: "1.4.2",
+		return forwards.New(st).AgentHello(ctx, rt.ID, syncproto.Hello{AgentVersion: "1.4.2",
 			Router: syncproto.Router{RouterOSVersion: "7.18.2", Board: "RB5009UG+S+", Identity: rt.Name}}, now)
 	})
-	parallel(b, forwards, func(i int) error {
-		_, err := st.CreateForward(ctx, p, rts[i%routers].ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"),
+	parallel(b, liveForwards, func(i int) error {
+		_, err := forwards.New(st).CreateForward(ctx, p, rts[i%routers].ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"),
 			DstPort: 22, AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: 2 * time.Hour}, now)
 		return err
 	})
-	b.Logf("seeded %d routers and %d forwards in %s", routers, forwards, time.Since(start).Round(time.Second))
+	b.Logf("seeded %d routers and %d forwards in %s", routers, liveForwards, time.Since(start).Round(time.Second))
 
 	h := web.New(st, web.Config{})
 	form := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(url.Values{"token": {token}}.Encode()))

@@ -17,8 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
-	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 	"github.com/tpf-dev/tpf/controller/web"
 	"github.com/tpf-dev/tpf/shared/syncproto"
@@ -37,7 +37,7 @@ func TestBrowser(t *testing.T) {
 	seedFleet(t, f, now)
 
 	views := web.New(f.Store, web.Config{FleetPoll: time.Second, RouterPoll: 500 * time.Millisecond})
-	srv := httptest.NewServer(api.NewServer(f.Store, api.Config{Web: views}))
+	srv := httptest.NewServer(views)
 	t.Cleanup(srv.Close)
 	// Script errors and policy violations (CSP) fail the test; the network
 	// log is expected to show the 401 and 422 answers.
@@ -331,7 +331,7 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 	}
 	for i, h := range history {
 		at := now.Add(-h.created)
-		fw, err := st.CreateForward(ctx, p, f.Router.ID, fleet.NewForward{
+		fw, err := forwards.New(st).CreateForward(ctx, p, f.Router.ID, fleet.NewForward{
 			DstAddress: netip.MustParseAddr(h.dst), DstPort: h.port, AllowFrom: netip.MustParsePrefix(h.from), Duration: h.lasts,
 		}, at)
 		if err != nil {
@@ -353,16 +353,16 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 			}
 			conns = append(conns, conn)
 		}
-		if err := st.RecordConnections(ctx, "eu1", conns); err != nil {
+		if err := forwards.New(st).RecordConnections(ctx, "eu1", conns); err != nil {
 			t.Fatal(err)
 		}
 		if h.revoke > 0 {
-			if err := st.RevokeForward(ctx, p, f.Router.ID, fw.ID, at.Add(h.revoke)); err != nil {
+			if err := forwards.New(st).RevokeForward(ctx, p, f.Router.ID, fw.ID, at.Add(h.revoke)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if _, err := st.ExpireDue(ctx, now, 100); err != nil {
+	if _, err := forwards.New(st).ExpireDue(ctx, now, 100); err != nil {
 		t.Fatal(err)
 	}
 	confirm(t, st, p, f.Router, now.Add(-time.Second))
@@ -387,12 +387,12 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 			}
 		case "error":
 			connectAgent(t, st, rt, now)
-			if _, err := st.ApplyReport(ctx, rt.ID, syncproto.Report{AgentVersion: "1.4.2", Error: "dial 192.168.88.1:8728: connection refused"}, now); err != nil {
+			if _, err := forwards.New(st).ApplyReport(ctx, rt.ID, syncproto.Report{AgentVersion: "1.4.2", Error: "dial 192.168.88.1:8728: connection refused"}, now); err != nil {
 				t.Fatal(err)
 			}
 		case "behind":
 			connectAgent(t, st, rt, now)
-			if _, err := st.CreateForward(ctx, p, rt.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.1.5"), DstPort: 3389,
+			if _, err := forwards.New(st).CreateForward(ctx, p, rt.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.1.5"), DstPort: 3389,
 				AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: 2 * time.Hour}, now); err != nil {
 				t.Fatal(err)
 			}

@@ -21,6 +21,11 @@ const (
 	agentNever     = "never"
 )
 
+// tunnelManual is the tunnel state of a router whose region's tunnel is the
+// operator's own VPN; the others are fleet.TunnelUp, TunnelDown and
+// TunnelNever.
+const tunnelManual = "manual"
+
 // fleetRow is one router on the fleet page.
 type fleetRow struct {
 	ID, Name, Region, TunnelAddress string
@@ -56,16 +61,37 @@ type fleetRow struct {
 	// than fleet.ClockWarnAfter.
 	Clock    string
 	ClockOff bool
+
+	// Tunnel is the management tunnel's state: fleet.TunnelUp, TunnelDown,
+	// TunnelNever, or tunnelManual. TunnelSeen and TunnelTitle say when a
+	// tunnel that is down last shook hands (coarse, so that the fleet's
+	// fragment only changes when something happened; and the time itself);
+	// TunnelError is why the agent could not build it.
+	Tunnel, TunnelText      string
+	TunnelSeen, TunnelTitle string
+	TunnelError             string
 }
 
-// HasErrors: the agent's last pass failed, or a live forward carries an error.
-func (r fleetRow) HasErrors() bool { return r.LastError != "" || r.Counts.Failing > 0 }
+// HasErrors: the agent's last pass failed, it could not build the router's
+// tunnel, or a live forward carries an error.
+func (r fleetRow) HasErrors() bool {
+	return r.LastError != "" || r.TunnelError != "" || r.Counts.Failing > 0
+}
+
+// TunnelDown: the router's region has a managed tunnel, and the router's
+// end is down or was never up.
+func (r fleetRow) TunnelDown() bool {
+	return r.Tunnel == fleet.TunnelDown || r.Tunnel == fleet.TunnelNever
+}
 
 // fleetTotals are the numbers at the top of the fleet page, over the whole
 // account (not only the rows shown).
 type fleetTotals struct {
 	Routers, Connected, Offline, Never, OutOfSync, Errors, WithForwards int
 	LiveForwards, PendingForwards, FailingForwards                      int
+	// Managed counts the routers of regions with a managed tunnel,
+	// TunnelDown those of them whose tunnel is down or never was up.
+	Managed, TunnelDown int
 }
 
 // filterChip is one of the state filters, with its count.
@@ -111,6 +137,7 @@ var fleetFilters = []struct{ key, label string }{
 	{"out-of-sync", "Out of sync"},
 	{"errors", "Errors"},
 	{"forwards", "With live forwards"},
+	{"tunnel-down", "Tunnel down"},
 }
 
 func (r fleetRow) matchesState(state string) bool {
@@ -127,6 +154,8 @@ func (r fleetRow) matchesState(state string) bool {
 		return r.HasErrors()
 	case "forwards":
 		return r.Counts.Live > 0
+	case "tunnel-down":
+		return r.TunnelDown()
 	default:
 		return true
 	}
@@ -146,7 +175,7 @@ func (r fleetRow) matchesQuery(words []string) bool {
 // (the session's token, the routers, the live forward counts).
 func (v *views) handleFleet(w http.ResponseWriter, r *http.Request, in signedIn) {
 	now := v.now()
-	routers, err := v.store.Routers(r.Context(), in.principal.AccountID)
+	routers, err := v.svc.Routers(r.Context(), in.principal.AccountID)
 	if err != nil {
 		v.writeError(w, r, err)
 		return
@@ -192,6 +221,12 @@ func (v *views) handleFleet(w http.ResponseWriter, r *http.Request, in signedIn)
 		if row.Counts.Live > 0 {
 			t.WithForwards++
 		}
+		if row.Tunnel != tunnelManual {
+			t.Managed++
+		}
+		if row.TunnelDown() {
+			t.TunnelDown++
+		}
 		if !row.matchesQuery(words) {
 			continue
 		}
@@ -206,6 +241,10 @@ func (v *views) handleFleet(w http.ResponseWriter, r *http.Request, in signedIn)
 	}
 	sortRows(body.Rows, body.Sort)
 	for _, f := range fleetFilters {
+		// An account without managed tunnels has no use for their chip.
+		if f.key == "tunnel-down" && body.Totals.Managed == 0 && body.State != f.key {
+			continue
+		}
 		body.Chips = append(body.Chips, filterChip{Key: f.key, Label: f.label, Count: chipCounts[f.key],
 			Current: f.key == body.State, URL: fleetURL(body.Query, f.key, body.Sort)})
 	}
@@ -236,8 +275,10 @@ func toFleetRow(rt fleet.Router, c store.LiveForwardCounts, now time.Time) fleet
 	if a.SeenAt != nil && row.Agent != agentConnected {
 		row.Seen, row.SeenAt = agoCoarse(*a.SeenAt, now), a.SeenAt
 	}
+	row.tunnel(rt, now)
 	row.Search = strings.ToLower(strings.Join([]string{row.Name, row.ID, row.Region, row.TunnelAddress,
-		row.Identity, row.Board, row.AgentVersion, row.RouterOSVersion, row.Agent, row.LastError}, " "))
+		row.Identity, row.Board, row.AgentVersion, row.RouterOSVersion, row.Agent, row.LastError,
+		"tunnel " + row.Tunnel, row.TunnelError}, " "))
 	row.nameKey = strings.ToLower(row.Name)
 	if a.ClockOffset != nil {
 		row.Clock, row.ClockOff = clockText(*a.ClockOffset), a.ClockOff()
@@ -274,6 +315,25 @@ func toFleetRow(rt fleet.Router, c store.LiveForwardCounts, now time.Time) fleet
 	return row
 }
 
+// tunnel fills in the row's tunnel state at now.
+func (r *fleetRow) tunnel(rt fleet.Router, now time.Time) {
+	if !rt.TunnelManaged {
+		r.Tunnel, r.TunnelText = tunnelManual, "manual"
+		return
+	}
+	t := rt.Tunnel
+	r.Tunnel, r.TunnelError = t.State(now), t.Error
+	switch r.Tunnel {
+	case fleet.TunnelUp:
+		r.TunnelText = "up"
+	case fleet.TunnelDown:
+		r.TunnelText = "down"
+		r.TunnelSeen, r.TunnelTitle = "last handshake "+agoCoarse(*t.LastHandshake, now), t.LastHandshake.UTC().Format(time.RFC3339)
+	default:
+		r.TunnelText = "never up"
+	}
+}
+
 // statusRank orders routers by how much they need attention.
 func statusRank(r fleetRow) int {
 	switch {
@@ -281,12 +341,14 @@ func statusRank(r fleetRow) int {
 		return 0
 	case r.Agent == agentOffline:
 		return 1
-	case !r.InSync:
+	case r.Agent == agentConnected && r.TunnelDown():
 		return 2
-	case r.Agent == agentNever:
+	case !r.InSync:
 		return 3
-	default:
+	case r.Agent == agentNever:
 		return 4
+	default:
+		return 5
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 	"github.com/tpf-dev/tpf/controller/web"
@@ -43,9 +43,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// env is the API with the web views over a fresh fleet (storetest.NewFleet:
-// account acme, region eu1, router r1), and a browser-like client that keeps
-// cookies and does not follow redirects.
+// env is the web views over a fresh fleet (storetest.NewFleet: account acme,
+// region eu1, router r1), and a browser-like client that keeps cookies and
+// does not follow redirects. (The API's tests run them behind the API.)
 type env struct {
 	t      testing.TB
 	fleet  *storetest.Fleet
@@ -57,10 +57,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, fleet: storetest.NewFleet(t, t0), clock: &fakeClock{t: t0.Add(time.Minute)}}
-	rules := api.Config{Now: e.clock.Now}
-	views := web.New(e.fleet.Store, web.Config{API: rules, Now: e.clock.Now})
-	rules.Web = views
-	e.srv = httptest.NewServer(api.NewServer(e.fleet.Store, rules))
+	e.srv = httptest.NewServer(web.New(e.fleet.Store, web.Config{Now: e.clock.Now}))
 	t.Cleanup(e.srv.Close)
 	e.client = newClient(t)
 	return e
@@ -196,7 +193,7 @@ func lacks(t testing.TB, body string, unwanted ...string) {
 // addRouter registers another router of the fixture's account.
 func addRouter(t testing.TB, st *store.Store, p fleet.Principal, name, tunnel string, at time.Time) fleet.Router {
 	t.Helper()
-	r, _, err := st.CreateRouter(context.Background(), p, store.NewRouter{Name: name, Region: "eu1", TunnelAddress: netip.MustParseAddr(tunnel)}, at)
+	r, _, err := forwards.New(st).CreateRouter(context.Background(), p, forwards.NewRouter{Name: name, Region: "eu1", TunnelAddress: netip.MustParseAddr(tunnel)}, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +207,7 @@ func connectAgent(t testing.TB, st *store.Store, router fleet.Router, at time.Ti
 	if err := st.AgentConnected(ctx, router.ID, at); err != nil {
 		t.Fatal(err)
 	}
-	err := st.AgentHello(ctx, router.ID, syncproto.Hello{AgentVersion: "1.4.2",
+	err := forwards.New(st).AgentHello(ctx, router.ID, syncproto.Hello{AgentVersion: "1.4.2",
 		Router: syncproto.Router{RouterOSVersion: "7.18.2", Board: "RB5009UG+S+", Identity: router.Name + "-identity"}}, at)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +232,7 @@ func confirm(t testing.TB, st *store.Store, p fleet.Principal, router fleet.Rout
 		rep.Results = append(rep.Results, syncproto.Result{ID: f.ID.String(), State: syncproto.StateApplied})
 		rep.Present = append(rep.Present, f.ID.String())
 	}
-	if _, err := st.ApplyReport(ctx, router.ID, rep, at); err != nil {
+	if _, err := forwards.New(st).ApplyReport(ctx, router.ID, rep, at); err != nil {
 		t.Fatal(err)
 	}
 }

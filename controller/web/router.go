@@ -1,8 +1,6 @@
 package web
 
 import (
-	"cmp"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/store"
 )
@@ -46,10 +43,13 @@ type forwardRow struct {
 	Ended       string // "revoked by token ci", "expired"
 	RouterError string
 	EdgeError   string
-	Active      int
-	Conns       []connRow
-	ConnsTotal  int
-	Highlight   bool
+	// WaitsForTunnel: the forward is pending and the router's managed
+	// tunnel is not up, without which it cannot turn active.
+	WaitsForTunnel bool
+	Active         int
+	Conns          []connRow
+	ConnsTotal     int
+	Highlight      bool
 }
 
 // connRow is one connection through a forward.
@@ -64,7 +64,7 @@ type connRow struct {
 }
 
 // createForm is the create-forward form: what was typed and, after a failed
-// create, the API's messages per field.
+// create, the API's messages per field (fleet.ValidateNewForward's).
 type createForm struct {
 	Values  map[string]string
 	Errors  map[string][]string
@@ -77,6 +77,7 @@ type routerBody struct {
 	Router fleetRow
 	// Edge is the router's region's edge, nil when no tpf edge serves it.
 	Edge     *edgeView
+	Tunnel   tunnelView
 	Live     []forwardRow
 	Ended    []forwardRow
 	Timeline timeline
@@ -92,6 +93,58 @@ type edgeView struct {
 	Connected bool
 	Seen      string
 	LastError string
+}
+
+// tunnelView is the router's end of the management tunnel as the facts card
+// shows it. Its State is that of fleetRow.Tunnel; in a manual region the
+// rest is empty.
+type tunnelView struct {
+	State, Text string
+	// Handshake is when the router last shook hands with the edge,
+	// coarse ("3 min ago"), and HandshakeAt the time itself.
+	Handshake, HandshakeAt string
+	// Endpoint is the edge as the router last reached it, or else as the
+	// region gives it (Configured).
+	Endpoint   string
+	Configured bool
+	// Rx and Tx are the bytes the router received from and sent to the
+	// edge, for humans; empty before the agent reported any.
+	Rx, Tx string
+	// Key is the router's public key, KeyShort its first characters.
+	Key, KeyShort string
+	Error         string
+}
+
+// toTunnelView describes router rt's tunnel to region rg's edge at now.
+func toTunnelView(rt fleet.Router, rg fleet.Region, row fleetRow, now time.Time) tunnelView {
+	v := tunnelView{State: row.Tunnel, Text: row.TunnelText, Error: row.TunnelError}
+	if !rt.TunnelManaged {
+		v.Text = "your own VPN (manual region)"
+		return v
+	}
+	t := rt.Tunnel
+	if t.LastHandshake != nil {
+		v.Handshake, v.HandshakeAt = agoCoarse(*t.LastHandshake, now), t.LastHandshake.UTC().Format(time.RFC3339)
+	}
+	v.Endpoint = t.Endpoint
+	if v.Endpoint == "" && rg.Tunnel.Endpoint != "" {
+		v.Endpoint, v.Configured = rg.Tunnel.Endpoint, true
+	}
+	if t.ReportedAt != nil {
+		v.Rx, v.Tx = formatBytes(t.RxBytes), formatBytes(t.TxBytes)
+	}
+	v.Key, v.KeyShort = t.PublicKey, shortKey(t.PublicKey)
+	return v
+}
+
+// shortKey is the start of a WireGuard public key, enough to tell keys
+// apart at a glance.
+func shortKey(k string) string {
+	const n = 10
+	if len(k) <= n+1 {
+		return k
+	}
+	return k[:n] + "…"
 }
 
 type banner struct {
@@ -114,7 +167,7 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 	now := v.now()
 	ctx := r.Context()
 	account := in.principal.AccountID
-	rt, err := v.store.Router(ctx, account, id)
+	rt, err := v.svc.Router(ctx, account, id)
 	if err != nil {
 		v.writeError(w, r, err)
 		return
@@ -140,13 +193,14 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 		byForward[c.ForwardID] = append(byForward[c.ForwardID], c)
 	}
 
-	cfg := v.cfg.API
-	form.Min, form.Max = cmp.Or(cfg.MinExpireMinutes, api.DefaultMinExpireMinutes), cmp.Or(cfg.MaxExpireMinutes, api.DefaultMaxExpireMinutes)
+	form.Min, form.Max = v.cfg.Forwards.MinExpireMinutes, v.cfg.Forwards.MaxExpireMinutes
 	body := routerBody{
 		Router: toFleetRow(rt, store.LiveForwardCounts{}, now), Form: form,
 		Poll: int(v.cfg.RouterPoll / time.Millisecond), CSRF: in.session.csrf,
 		FormPath: "/routers/" + id.String() + "/forwards",
 	}
+	body.Tunnel = toTunnelView(rt, region, body.Router, now)
+	waitsForTunnel := rt.TunnelManaged && body.Router.Tunnel != fleet.TunnelUp
 	if region.EdgeManaged {
 		e := &edgeView{Connected: region.Edge.Connected(now), LastError: region.Edge.LastError}
 		if region.Edge.SeenAt != nil {
@@ -159,6 +213,7 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 	for _, f := range forwards {
 		row := toForwardRow(f, byForward[f.ID], now)
 		row.Highlight = row.ID == created
+		row.WaitsForTunnel = waitsForTunnel && row.Status == string(fleet.StatusPending)
 		if f.Live(now) {
 			body.Live = append(body.Live, row)
 			body.Router.Counts.Live++
@@ -167,8 +222,11 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 		}
 		switch row.ID {
 		case created:
-			body.Banner = &banner{Kind: "ok", Title: "Forward created.",
-				Message: "Connect to " + row.Address + " from " + row.AllowFrom + " to reach " + row.Dst + ". It turns active once the router confirms it."}
+			msg := "Connect to " + row.Address + " from " + row.AllowFrom + " to reach " + row.Dst + ". It turns active once the router confirms it"
+			if waitsForTunnel {
+				msg += " and its management tunnel is up"
+			}
+			body.Banner = &banner{Kind: "ok", Title: "Forward created.", Message: msg + "."}
 		case revoked:
 			body.Banner = &banner{Kind: "info", Title: "Forward revoked.",
 				Message: "The forward to " + row.Dst + " on " + row.Address + " is ended; the router removes its rule now."}
@@ -220,13 +278,11 @@ func toForwardRow(f store.ForwardView, conns []fleet.Connection, now time.Time) 
 	return row
 }
 
-// formFields are the create form's fields, named as the API's request
-// object names them, so the API's messages fit.
-var formFields = []string{"dst_address", "dst_port", "allow_from", "expire_after_minutes"}
-
 // handleForwardCreate creates a forward from the form with the API's own
-// rules and messages; a failure shows the form again with the messages next
-// to the fields (422), a success redirects to the router page.
+// rules and messages (fleet.ValidateNewForward); a failure shows the form
+// again with the messages next to the fields (422), a success redirects to
+// the router page. The fields are named as the API's creation object names
+// them, so the messages fit.
 func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in signedIn) {
 	id, ok := pathID(r, "router_id")
 	if !ok {
@@ -234,30 +290,37 @@ func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in s
 		return
 	}
 	// An unknown router is a 404 even when the form is also wrong.
-	rt, err := v.store.Router(r.Context(), in.principal.AccountID, id)
+	rt, err := v.svc.Router(r.Context(), in.principal.AccountID, id)
 	if err != nil {
 		v.writeError(w, r, err)
 		return
 	}
 	form := createForm{Values: map[string]string{}}
-	raw := map[string]json.RawMessage{}
-	for _, name := range formFields {
+	value := func(name string) string {
 		val := strings.TrimSpace(r.PostForm.Get(name))
 		form.Values[name] = val
-		b, _ := json.Marshal(val)
-		raw[name] = b
+		return val
 	}
-	if r.PostForm.Get("masquerade") != "" {
-		form.Values["masquerade"] = "on"
-		raw["masquerade"] = json.RawMessage("true")
+	input := fleet.NewForwardInput{
+		ExpireAfterMinutes: value(fleet.FieldExpireAfterMinutes),
+		DstPort:            value(fleet.FieldDstPort),
+		DstAddress:         value(fleet.FieldDstAddress),
+		AllowFrom:          value(fleet.FieldAllowFrom),
+		Masquerade:         r.PostForm.Get(fleet.FieldMasquerade) != "",
 	}
-	nf, problems := api.ParseNewForward(raw, v.cfg.API)
-	if problems != nil {
-		form.Errors = problems
+	if input.Masquerade {
+		form.Values[fleet.FieldMasquerade] = "on"
+	}
+	nf, problems := fleet.ValidateNewForward(input, v.cfg.Forwards)
+	if problems.Len() > 0 {
+		form.Errors = map[string][]string{}
+		for _, f := range problems.Fields() {
+			form.Errors[f] = problems.Messages(f)
+		}
 		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, form)
 		return
 	}
-	f, err := v.store.CreateForward(r.Context(), in.principal, rt.ID, nf, v.now())
+	f, err := v.svc.CreateForward(r.Context(), in.principal, rt.ID, nf, v.now())
 	if errors.Is(err, fleet.ErrPortsExhausted) {
 		form.General = "No free port is left at this router's entry point; try again when other forwards have ended."
 		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, form)
@@ -279,7 +342,7 @@ func (v *views) handleForwardRevoke(w http.ResponseWriter, r *http.Request, in s
 		v.writeError(w, r, fleet.ErrNotFound)
 		return
 	}
-	if err := v.store.RevokeForward(r.Context(), in.principal, routerID, id, v.now()); err != nil {
+	if err := v.svc.RevokeForward(r.Context(), in.principal, routerID, id, v.now()); err != nil {
 		v.writeError(w, r, err)
 		return
 	}

@@ -12,8 +12,9 @@
 // The pages poll fragments of themselves (?fragment=live) to stay current
 // without reloading. The API serves this handler for every path outside
 // /api/ (api.Config.Web). The package reads and writes through the store and
-// applies the API's own rules to new forwards (api.ParseNewForward); it must
-// not import the hub or the edge.
+// applies the API's own rules to new forwards (fleet.ValidateNewForward,
+// with the operator's Config.Forwards); it must not import the API, the hub
+// or the edge.
 package web
 
 import (
@@ -31,8 +32,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
@@ -43,13 +44,14 @@ const (
 	DefaultRouterPoll      = 2 * time.Second
 )
 
-// Config configures the web views. The zero value works: the API's default
+// Config configures the web views. The zero value works: the contract's
 // forward rules, real time, 12-hour sessions.
 type Config struct {
-	// API is the API's configuration; the create form applies its forward
-	// rules (expiry bounds, extra allowed sources), so the form accepts
-	// exactly what the API accepts. Only those fields are read.
-	API api.Config
+	// Forwards are the rules the create form applies (expiry bounds, extra
+	// allowed sources); give it the API's (api.Config.ForwardRules), so the
+	// form accepts exactly what the API accepts. The zero value is the
+	// contract's rules.
+	Forwards fleet.ForwardRules
 	// Now reads the clock, once per request; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
@@ -63,6 +65,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	c.Forwards = c.Forwards.WithDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -89,6 +92,7 @@ var staticFS embed.FS
 
 // views carries what the handlers close over.
 type views struct {
+	svc   *forwards.Service
 	store *store.Store
 	cfg   Config
 	pages map[string]*template.Template
@@ -101,7 +105,7 @@ type views struct {
 // database: they survive restarts, and every replica serves every browser.
 func New(st *store.Store, cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	v := &views{store: st, cfg: cfg, assetVersion: hashFS(staticFS)}
+	v := &views{svc: forwards.New(st), store: st, cfg: cfg, assetVersion: hashFS(staticFS)}
 	v.pages = parsePages(v.funcs())
 	mux := http.NewServeMux()
 	v.routes(mux)

@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
 	"github.com/tpf-dev/tpf/controller/web"
@@ -98,7 +97,7 @@ func TestSessionCookieSecureOverTLS(t *testing.T) {
 	}
 
 	// Served over TLS directly.
-	srv := httptest.NewTLSServer(api.NewServer(e.fleet.Store, api.Config{Web: web.New(e.fleet.Store, web.Config{})}))
+	srv := httptest.NewTLSServer(web.New(e.fleet.Store, web.Config{}))
 	t.Cleanup(srv.Close)
 	client := srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -225,14 +224,11 @@ func TestSessionExpiresAndFollowsToken(t *testing.T) {
 
 	e.signIn()
 	id = e.sessionID()
-	// Revoking the token through the API ends its sessions at once.
-	req, err := http.NewRequest(http.MethodDelete, e.srv.URL+"/api/tokens/"+e.fleet.Principal.TokenID.String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.fleet.APIToken)
-	if res := e.do(req); res.StatusCode != http.StatusNoContent {
-		t.Fatalf("revoke the token: got %d %s, want 204", res.StatusCode, res.body)
+	// Revoking the token (as DELETE /api/tokens/{id} does) ends its
+	// sessions at once.
+	p := e.fleet.Principal
+	if _, _, err := e.fleet.Store.RevokeToken(context.Background(), p.AccountID, p.Actor(), p.TokenID, e.clock.Now()); err != nil {
+		t.Fatalf("revoke the token: %v", err)
 	}
 	if e.sessionStored(id) {
 		t.Error("the revoked token's session is still stored")
@@ -273,10 +269,8 @@ func TestSessionSurvivesRestart(t *testing.T) {
 
 	// The restart: a new store over a new pool, new views, a new server.
 	st := store.New(storetest.Reopen(t, e.fleet.Pool))
-	rules := api.Config{Now: e.clock.Now}
-	rules.Web = web.New(st, web.Config{API: rules, Now: e.clock.Now})
 	e.srv.Close()
-	e.srv = httptest.NewServer(api.NewServer(st, rules))
+	e.srv = httptest.NewServer(web.New(st, web.Config{Now: e.clock.Now}))
 	t.Cleanup(e.srv.Close)
 	u, err := url.Parse(e.srv.URL)
 	if err != nil {
@@ -331,7 +325,7 @@ func TestFleetPage(t *testing.T) {
 	// core-lab: connected, its last pass failed.
 	failing := addRouter(t, st, p, "core-lab", "10.99.0.4", t0)
 	connectAgent(t, st, failing, now)
-	if _, err := st.ApplyReport(ctx, failing.ID, syncproto.Report{Revision: 0, Error: "login failure: invalid user name or password"}, now); err != nil {
+	if _, err := forwards.New(st).ApplyReport(ctx, failing.ID, syncproto.Report{Revision: 0, Error: "login failure: invalid user name or password"}, now); err != nil {
 		t.Fatal(err)
 	}
 	// new-site: never connected.
@@ -446,14 +440,14 @@ func TestRouterPage(t *testing.T) {
 	confirm(t, st, p, e.fleet.Router, now)
 	pending := e.fleet.Forward(t, 20*time.Minute, now)
 	revoked := e.fleet.Forward(t, 2*time.Hour, now.Add(-3*time.Hour))
-	if err := st.RevokeForward(ctx, p, e.fleet.Router.ID, revoked.ID, now.Add(-2*time.Hour)); err != nil {
+	if err := forwards.New(st).RevokeForward(ctx, p, e.fleet.Router.ID, revoked.ID, now.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	conn := syncproto.Connection{ID: uuid.NewString(), ForwardID: active.ID.String(), Source: netip.MustParseAddrPort("81.2.69.7:51234"),
 		Start: now.Add(-10 * time.Minute), End: now.Add(-5 * time.Minute), BytesUp: 2048, BytesDown: 3 << 20, Reason: "client closed"}
 	open := syncproto.Connection{ID: uuid.NewString(), ForwardID: active.ID.String(), Source: netip.MustParseAddrPort("81.2.69.8:40000"),
 		Start: now.Add(-time.Minute)}
-	if err := st.RecordConnections(ctx, "eu1", []syncproto.Connection{conn, open}); err != nil {
+	if err := forwards.New(st).RecordConnections(ctx, "eu1", []syncproto.Connection{conn, open}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -490,11 +484,6 @@ func TestRouterPage(t *testing.T) {
 			t.Errorf("GET %s: got %d, want 404", path, res.StatusCode)
 		}
 	}
-	// The API keeps its JSON 404 for unknown /api/ paths.
-	res = e.get("/api/nowhere")
-	if res.StatusCode != http.StatusNotFound || strings.TrimSpace(res.body) != `{"message":"Not found."}` {
-		t.Errorf("GET /api/nowhere: got %d %q, want the JSON 404", res.StatusCode, res.body)
-	}
 }
 
 func TestRouterOfAnotherAccountIsNotFound(t *testing.T) {
@@ -521,10 +510,12 @@ func TestRouterOfAnotherAccountIsNotFound(t *testing.T) {
 	}
 }
 
-// TestCreateFormMessagesMatchTheAPI submits the same values through the form
-// and the API: the page shows exactly the API's 422 messages, each next to
-// its field, and keeps what was typed.
-func TestCreateFormMessagesMatchTheAPI(t *testing.T) {
+// TestCreateFormShowsTheRulesMessages submits values the rules refuse
+// through the form: the page shows exactly the messages of
+// fleet.ValidateNewForward (the API's 422 messages; the API's tests check
+// that the form and the API agree), each next to its field, and keeps what
+// was typed.
+func TestCreateFormShowsTheRulesMessages(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	csrf := e.signIn()
@@ -537,9 +528,12 @@ func TestCreateFormMessagesMatchTheAPI(t *testing.T) {
 		{"dst_address": "::1", "dst_port": "22", "allow_from": "not an address", "expire_after_minutes": "120"},
 	}
 	for _, values := range cases {
-		apiErrors := apiValidation(t, e, values)
-		if len(apiErrors) == 0 {
-			t.Fatalf("%v: the API accepted it; want a case it refuses", values)
+		_, problems := fleet.ValidateNewForward(fleet.NewForwardInput{
+			ExpireAfterMinutes: values["expire_after_minutes"], DstPort: values["dst_port"],
+			DstAddress: values["dst_address"], AllowFrom: values["allow_from"],
+		}, fleet.ForwardRules{})
+		if problems.Len() == 0 {
+			t.Fatalf("%v: the rules accept it; want a case they refuse", values)
 		}
 		form := url.Values{"csrf": {csrf}}
 		for k, v := range values {
@@ -549,7 +543,8 @@ func TestCreateFormMessagesMatchTheAPI(t *testing.T) {
 		if res.StatusCode != http.StatusUnprocessableEntity {
 			t.Fatalf("%v: got %d, want 422", values, res.StatusCode)
 		}
-		for field, msgs := range apiErrors {
+		for _, field := range problems.Fields() {
+			msgs := problems.Messages(field)
 			input := `id="` + field + `"`
 			at := strings.Index(res.body, input)
 			if at < 0 {
@@ -562,7 +557,7 @@ func TestCreateFormMessagesMatchTheAPI(t *testing.T) {
 			}
 			for _, m := range msgs {
 				if !strings.Contains(section, `<p class="field-error">`+htmlEscape(m)+`</p>`) {
-					t.Errorf("%v: field %s lacks the API's message %q", values, field, m)
+					t.Errorf("%v: field %s lacks the message %q", values, field, m)
 				}
 			}
 			if !strings.Contains(section, `aria-invalid="true"`) {
@@ -598,27 +593,6 @@ func htmlEscape(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// apiValidation posts values as JSON strings to the API and returns its 422
-// errors.
-func apiValidation(t testing.TB, e *env, values map[string]string) map[string][]string {
-	t.Helper()
-	body, _ := json.Marshal(values)
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api"+routerPath(e.fleet.Router)+"/transient-forwarding", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e.fleet.APIToken)
-	req.Header.Set("Content-Type", "application/json")
-	res := e.do(req)
-	if res.StatusCode != http.StatusUnprocessableEntity {
-		return nil
-	}
-	var out struct {
-		Errors map[string][]string `json:"errors"`
-	}
-	if err := json.Unmarshal([]byte(res.body), &out); err != nil {
-		t.Fatal(err)
-	}
-	return out.Errors
 }
 
 func TestCreateAndRevokeThroughTheForms(t *testing.T) {

@@ -4,13 +4,17 @@ values (@account_id, @region_id, @name, @tunnel_address, @agent_token_hash, @cre
 returning *;
 
 -- name: GetRouter :one
-select * from routers
-where id = @id and account_id = @account_id and deleted_at is null;
+select sqlc.embed(ro), (rg.tunnel_mode = 'managed')::boolean as tunnel_managed
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.id = @id and ro.account_id = @account_id and ro.deleted_at is null;
 
 -- name: ListRouters :many
-select * from routers
-where account_id = @account_id and deleted_at is null
-order by created_at, id;
+select sqlc.embed(ro), (rg.tunnel_mode = 'managed')::boolean as tunnel_managed
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.account_id = @account_id and ro.deleted_at is null
+order by ro.created_at, ro.id;
 
 -- name: DeleteRouter :one
 update routers set deleted_at = @now::timestamptz

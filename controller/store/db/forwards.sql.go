@@ -475,7 +475,7 @@ select f.id, f.status, f.router_error, f.edge_error, f.created_at,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
        rg.edge_managed,
-       (rg.tunnel_mode = 'manual' or ro.tunnel_handshake_at > $1::timestamptz)::boolean as tunnel_up
+       (rg.tunnel_mode = 'manual' or coalesce(ro.tunnel_handshake_at > $1::timestamptz, false))::boolean as tunnel_up
 from forwards f
 join regions rg on rg.id = f.region_id
 join routers ro on ro.id = f.router_id
@@ -538,7 +538,7 @@ select f.id, f.status, f.router_error, f.edge_error, f.created_at,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
        rg.edge_managed,
-       (rg.tunnel_mode = 'manual' or ro.tunnel_handshake_at > $1::timestamptz)::boolean as tunnel_up
+       (rg.tunnel_mode = 'manual' or coalesce(ro.tunnel_handshake_at > $1::timestamptz, false))::boolean as tunnel_up
 from forwards f
 join regions rg on rg.id = f.region_id
 join routers ro on ro.id = f.router_id

@@ -116,8 +116,10 @@ func (q *Queries) DeleteRouter(ctx context.Context, arg DeleteRouterParams) (Rou
 }
 
 const getRouter = `-- name: GetRouter :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers
-where id = $1 and account_id = $2 and deleted_at is null
+select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, ro.tunnel_public_key, ro.tunnel_handshake_at, ro.tunnel_endpoint, ro.tunnel_rx_bytes, ro.tunnel_tx_bytes, ro.tunnel_error, ro.tunnel_reported_at, (rg.tunnel_mode = 'managed')::boolean as tunnel_managed
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.id = $1 and ro.account_id = $2 and ro.deleted_at is null
 `
 
 type GetRouterParams struct {
@@ -125,82 +127,96 @@ type GetRouterParams struct {
 	AccountID uuid.UUID
 }
 
-func (q *Queries) GetRouter(ctx context.Context, arg GetRouterParams) (Router, error) {
+type GetRouterRow struct {
+	Router        Router
+	TunnelManaged bool
+}
+
+func (q *Queries) GetRouter(ctx context.Context, arg GetRouterParams) (GetRouterRow, error) {
 	row := q.db.QueryRow(ctx, getRouter, arg.ID, arg.AccountID)
-	var i Router
+	var i GetRouterRow
 	err := row.Scan(
-		&i.ID,
-		&i.AccountID,
-		&i.RegionID,
-		&i.Name,
-		&i.TunnelAddress,
-		&i.AgentTokenHash,
-		&i.CreatedAt,
-		&i.DeletedAt,
-		&i.Revision,
-		&i.AgentConnectedAt,
-		&i.AgentDisconnectedAt,
-		&i.AgentSeenAt,
-		&i.AgentVersion,
-		&i.RouterosVersion,
-		&i.Board,
-		&i.Identity,
-		&i.AppliedRevision,
-		&i.AgentError,
-		&i.ClockOffsetMs,
-		&i.TunnelPublicKey,
-		&i.TunnelHandshakeAt,
-		&i.TunnelEndpoint,
-		&i.TunnelRxBytes,
-		&i.TunnelTxBytes,
-		&i.TunnelError,
-		&i.TunnelReportedAt,
+		&i.Router.ID,
+		&i.Router.AccountID,
+		&i.Router.RegionID,
+		&i.Router.Name,
+		&i.Router.TunnelAddress,
+		&i.Router.AgentTokenHash,
+		&i.Router.CreatedAt,
+		&i.Router.DeletedAt,
+		&i.Router.Revision,
+		&i.Router.AgentConnectedAt,
+		&i.Router.AgentDisconnectedAt,
+		&i.Router.AgentSeenAt,
+		&i.Router.AgentVersion,
+		&i.Router.RouterosVersion,
+		&i.Router.Board,
+		&i.Router.Identity,
+		&i.Router.AppliedRevision,
+		&i.Router.AgentError,
+		&i.Router.ClockOffsetMs,
+		&i.Router.TunnelPublicKey,
+		&i.Router.TunnelHandshakeAt,
+		&i.Router.TunnelEndpoint,
+		&i.Router.TunnelRxBytes,
+		&i.Router.TunnelTxBytes,
+		&i.Router.TunnelError,
+		&i.Router.TunnelReportedAt,
+		&i.TunnelManaged,
 	)
 	return i, err
 }
 
 const listRouters = `-- name: ListRouters :many
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers
-where account_id = $1 and deleted_at is null
-order by created_at, id
+select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, ro.tunnel_public_key, ro.tunnel_handshake_at, ro.tunnel_endpoint, ro.tunnel_rx_bytes, ro.tunnel_tx_bytes, ro.tunnel_error, ro.tunnel_reported_at, (rg.tunnel_mode = 'managed')::boolean as tunnel_managed
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.account_id = $1 and ro.deleted_at is null
+order by ro.created_at, ro.id
 `
 
-func (q *Queries) ListRouters(ctx context.Context, accountID uuid.UUID) ([]Router, error) {
+type ListRoutersRow struct {
+	Router        Router
+	TunnelManaged bool
+}
+
+func (q *Queries) ListRouters(ctx context.Context, accountID uuid.UUID) ([]ListRoutersRow, error) {
 	rows, err := q.db.Query(ctx, listRouters, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Router{}
+	items := []ListRoutersRow{}
 	for rows.Next() {
-		var i Router
+		var i ListRoutersRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.AccountID,
-			&i.RegionID,
-			&i.Name,
-			&i.TunnelAddress,
-			&i.AgentTokenHash,
-			&i.CreatedAt,
-			&i.DeletedAt,
-			&i.Revision,
-			&i.AgentConnectedAt,
-			&i.AgentDisconnectedAt,
-			&i.AgentSeenAt,
-			&i.AgentVersion,
-			&i.RouterosVersion,
-			&i.Board,
-			&i.Identity,
-			&i.AppliedRevision,
-			&i.AgentError,
-			&i.ClockOffsetMs,
-			&i.TunnelPublicKey,
-			&i.TunnelHandshakeAt,
-			&i.TunnelEndpoint,
-			&i.TunnelRxBytes,
-			&i.TunnelTxBytes,
-			&i.TunnelError,
-			&i.TunnelReportedAt,
+			&i.Router.ID,
+			&i.Router.AccountID,
+			&i.Router.RegionID,
+			&i.Router.Name,
+			&i.Router.TunnelAddress,
+			&i.Router.AgentTokenHash,
+			&i.Router.CreatedAt,
+			&i.Router.DeletedAt,
+			&i.Router.Revision,
+			&i.Router.AgentConnectedAt,
+			&i.Router.AgentDisconnectedAt,
+			&i.Router.AgentSeenAt,
+			&i.Router.AgentVersion,
+			&i.Router.RouterosVersion,
+			&i.Router.Board,
+			&i.Router.Identity,
+			&i.Router.AppliedRevision,
+			&i.Router.AgentError,
+			&i.Router.ClockOffsetMs,
+			&i.Router.TunnelPublicKey,
+			&i.Router.TunnelHandshakeAt,
+			&i.Router.TunnelEndpoint,
+			&i.Router.TunnelRxBytes,
+			&i.Router.TunnelTxBytes,
+			&i.Router.TunnelError,
+			&i.Router.TunnelReportedAt,
+			&i.TunnelManaged,
 		); err != nil {
 			return nil, err
 		}
