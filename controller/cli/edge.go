@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 
 	"github.com/tpf-dev/tpf/controller/edge"
+	"github.com/tpf-dev/tpf/controller/edge/tunnel"
 	"github.com/tpf-dev/tpf/controller/link"
 )
 
@@ -81,8 +83,20 @@ func edgeConfig(getenv Env, defaultBind string) (edge.Config, error) {
 	if err != nil {
 		return edge.Config{}, fmt.Errorf("TPF_EDGE_BIND=%q: give the address the entry point listens on, e.g. 0.0.0.0 or 203.0.113.7", bind)
 	}
-	return edge.Config{Bind: a, Version: Version}, nil
+	cfg := edge.Config{Bind: a, Version: Version}
+	keyFile := getenv("TPF_EDGE_KEY_FILE")
+	if keyFile == "" {
+		keyFile = filepath.Join(defaultEdgeStateDir, tunnel.KeyFileName)
+	}
+	cfg.OpenTunnel = func(log *slog.Logger) (*tunnel.Tunnel, error) {
+		return tunnel.New(tunnel.Config{KeyFile: keyFile, Logger: log})
+	}
+	return cfg, nil
 }
+
+// defaultEdgeStateDir keeps the edge's WireGuard private key unless
+// TPF_EDGE_KEY_FILE says otherwise.
+const defaultEdgeStateDir = "/var/lib/tpf-edge"
 
 // runEmbeddedEdge serves region's entry point inside serve, over an
 // in-process link to the hub, until ctx ends.

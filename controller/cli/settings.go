@@ -43,6 +43,7 @@ var settingDocs = []struct{ name, doc string }{
 	{"TPF_EDGE_TOKEN", "edge: the region's edge token (from `region token`)"},
 	{"TPF_CONTROLLER_URL", "edge: the controller's URL, http(s)://host[:port]"},
 	{"TPF_CA_FILE", "edge: PEM CA bundle that verifies the controller (default: system roots)"},
+	{"TPF_EDGE_KEY_FILE", "the file holding the edge's WireGuard private key, made on first need (default /var/lib/tpf-edge/wireguard.key)"},
 	{"TPF_EDGE_STRICT", "edge: close every listener after this long without the controller; 0 keeps serving unexpired forwards (default 0)"},
 	{"TPF_LOG_LEVEL", "debug, info, warn or error (default info)"},
 	{"TPF_LOG_FORMAT", "text or json (default text)"},

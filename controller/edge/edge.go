@@ -24,6 +24,7 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/edge/listen"
 	"github.com/tpf-dev/tpf/controller/edge/relay"
+	"github.com/tpf-dev/tpf/controller/edge/tunnel"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -49,6 +50,12 @@ type Config struct {
 	Version string
 	// Logger receives what the edge does; nil discards.
 	Logger *slog.Logger
+	// OpenTunnel opens the edge's end of its region's WireGuard management
+	// tunnel (package tunnel), the first time a set asks for one; the edge
+	// applies each set's tunnel to it, reports its state, and closes it
+	// with the edge. Nil, or an error (no CAP_NET_ADMIN, no TUN device),
+	// leaves the edge without a tunnel, which it reports with the error.
+	OpenTunnel func(log *slog.Logger) (*tunnel.Tunnel, error)
 }
 
 func (c Config) withDefaults() Config {
@@ -80,6 +87,13 @@ type Edge struct {
 	open     map[string]syncproto.Connection
 	pending  []syncproto.Connection // records not yet sent
 	closed   bool
+
+	// tunnelMu guards tunnel, the management tunnel's device once a set
+	// asked for one, and tunnelErr, why it could not be opened. It is held
+	// while a set's tunnel is applied, outside mu.
+	tunnelMu  sync.Mutex
+	tunnel    *tunnel.Tunnel
+	tunnelErr error
 }
 
 // held is one forward the edge listens for.
@@ -128,17 +142,26 @@ func (e *Edge) Close() error {
 		e.dropLocked(port, h)
 	}
 	e.mu.Unlock()
-	return errors.Join(e.set.Shutdown(), e.engine.Close())
+	err := errors.Join(e.set.Shutdown(), e.engine.Close())
+	e.tunnelMu.Lock()
+	if e.tunnel != nil {
+		err = errors.Join(err, e.tunnel.Close())
+	}
+	e.tunnelMu.Unlock()
+	return err
 }
 
 // Ports lists the ports the edge listens on.
 func (e *Edge) Ports() []uint16 { return e.set.Ports() }
 
-// Apply makes the edge hold exactly the listeners of l and reports what it
-// holds. Listeners whose expiry passed on the edge's clock are not opened.
+// Apply makes the edge hold exactly the listeners of l and its tunnel, and
+// reports what it holds. Listeners whose expiry passed on the edge's clock
+// are not opened. A tunnel that fails is reported and keeps no listener
+// from opening.
 func (e *Edge) Apply(l *syncproto.Listeners) *syncproto.Report {
 	now := e.cfg.Now()
 	rep := &syncproto.Report{Revision: l.Revision, AgentVersion: e.cfg.Version, Results: []syncproto.Result{}, Present: []string{}}
+	rep.Tunnel = e.applyTunnel(l)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.contact = now
@@ -182,6 +205,43 @@ func (e *Edge) Apply(l *syncproto.Listeners) *syncproto.Report {
 		rep.Present = append(rep.Present, w.ID)
 	}
 	return rep
+}
+
+// applyTunnel makes the tunnel device hold l's tunnel (none: no device)
+// and returns its state. It runs outside e.mu, as a large change of peers
+// takes a while; a delayed, older set leaves the tunnel alone.
+func (e *Edge) applyTunnel(l *syncproto.Listeners) *syncproto.TunnelState {
+	e.mu.Lock()
+	stale := l.Revision < e.revision || e.closed
+	e.mu.Unlock()
+	e.tunnelMu.Lock()
+	defer e.tunnelMu.Unlock()
+	if e.tunnel == nil && e.tunnelErr == nil && l.Tunnel != nil && !stale {
+		e.tunnelErr = errors.New("this edge holds no management tunnel (it was started without one)")
+		if e.cfg.OpenTunnel != nil {
+			e.tunnel, e.tunnelErr = e.cfg.OpenTunnel(e.cfg.Logger)
+		}
+		if e.tunnelErr != nil {
+			e.cfg.Logger.Error("the region's tunnel is managed, but this edge cannot hold it", "err", e.tunnelErr)
+		}
+	}
+	tn := e.tunnel
+	switch {
+	case tn == nil && l.Tunnel == nil:
+		return nil
+	case tn == nil:
+		return &syncproto.TunnelState{Error: e.tunnelErr.Error()}
+	}
+	if !stale {
+		if err := tn.Apply(l.Tunnel); err != nil {
+			e.cfg.Logger.Warn("management tunnel", "err", err)
+		}
+	}
+	if l.Tunnel == nil {
+		return nil
+	}
+	st := tn.State()
+	return &st
 }
 
 // check is the edge's own look at a listener: a controller bug must not
