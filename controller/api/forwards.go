@@ -32,6 +32,7 @@ func toForwardJSON(f fleet.Forward, now time.Time) apijson.Forward {
 		EdgeError:     nonEmpty(f.EdgeError),
 
 		ConnectionsActive: f.ConnectionsActive,
+		TunnelError:       nonEmpty(f.TunnelErrorAt(now)),
 	}
 }
 

@@ -49,6 +49,14 @@ func (s *server) handleInstallScript() authedHandler {
 		now := s.now()
 		params.ControllerURL = s.publicURL(r)
 		params.RouterID, params.RouterName = rt.ID.String(), rt.Name
+		if rt.TunnelManaged {
+			region, err := s.store.Region(r.Context(), rt.Region)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			params.TunnelEndpoint = region.Tunnel.Endpoint
+		}
 		params.Password = install.NewPassword()
 		params.Generated = now
 

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
+	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
 // In a region whose tunnel tpf manages, a router needs only a name and a
@@ -60,5 +63,26 @@ func TestRoutersOfManagedRegions(t *testing.T) {
 	got := decode[apijson.Router](t, e.do("GET", "/api/routers/"+r.ID, e.token, nil).body)
 	if got.Tunnel == nil || got.Tunnel.State != "never" {
 		t.Errorf("router read back: got tunnel %+v", got.Tunnel)
+	}
+
+	// A forward says why it cannot be reached while the tunnel never shook
+	// hands, and stops saying it once it has.
+	routerID := uuid.MustParse(r.ID)
+	fw := e.create(routerID, e.token, map[string]any{"expire_after_minutes": 60, "dst_port": 22, "dst_address": "192.168.88.43", "allow_from": "81.2.69.0/24"})
+	if fw.TunnelError == nil || !strings.Contains(*fw.TunnelError, "has not shaken hands") {
+		t.Errorf("tunnel error before any handshake: got %v", fw.TunnelError)
+	}
+	if _, err := e.svc().ApplyReport(context.Background(), routerID, syncproto.Report{Tunnel: &syncproto.TunnelState{
+		PublicKey: "routerKEY", Peers: []syncproto.PeerState{{PublicKey: "edgeKEY", LastHandshake: seedNow}}}}, seedNow); err != nil {
+		t.Fatal(err)
+	}
+	fw = decode[apijson.Forward](t, e.do("GET", e.forwardsPath(routerID)+"/"+fw.ID, e.token, nil).body)
+	if fw.TunnelError != nil {
+		t.Errorf("tunnel error after a handshake: got %q, want null", *fw.TunnelError)
+	}
+	e.clock.Advance(5 * time.Minute)
+	fw = decode[apijson.Forward](t, e.do("GET", e.forwardsPath(routerID)+"/"+fw.ID, e.token, nil).body)
+	if fw.TunnelError == nil || !strings.Contains(*fw.TunnelError, "is down") {
+		t.Errorf("tunnel error five minutes later: got %v", fw.TunnelError)
 	}
 }

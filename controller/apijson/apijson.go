@@ -47,6 +47,10 @@ type Forward struct {
 	// could.
 	EdgeError         *string `json:"edge_error"`
 	ConnectionsActive int     `json:"connections_active"`
+	// TunnelError says why the forward cannot be reached through its
+	// router's management tunnel (not built, or no handshake lately); null
+	// while the tunnel is up, in a manual region and once it ended.
+	TunnelError *string `json:"tunnel_error"`
 }
 
 // NewForward is the creation object of POST …/transient-forwarding as a

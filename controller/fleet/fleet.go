@@ -272,6 +272,10 @@ type Forward struct {
 	EdgeError string
 	// ConnectionsActive is how many connections the edge relays for it.
 	ConnectionsActive int
+	// RouterTunnel is its router's management tunnel, when the region's
+	// tunnel is managed (TunnelManaged); it decides TunnelErrorAt.
+	TunnelManaged bool
+	RouterTunnel  TunnelState
 	// status is the stored status; StatusAt derives the one to show.
 	status Status
 }
@@ -292,6 +296,31 @@ func (f Forward) StatusAt(now time.Time) Status {
 		return StatusRemoving
 	}
 	return f.status
+}
+
+// TunnelErrorAt says why the forward cannot be reached at now because of
+// its router's management tunnel; empty when the tunnel is up, the region's
+// tunnel is the operator's own, or the forward is no longer live.
+func (f Forward) TunnelErrorAt(now time.Time) string {
+	if !f.TunnelManaged || !f.Live(now) {
+		return ""
+	}
+	t := f.RouterTunnel
+	switch t.State(now) {
+	case TunnelUp:
+		return ""
+	case TunnelNever:
+		if t.Error != "" {
+			return "the router's management tunnel is not built: " + t.Error
+		}
+		return "the router's management tunnel has not shaken hands with the edge yet"
+	default:
+		msg := "the router's management tunnel is down: last handshake with the edge at " + t.LastHandshake.UTC().Format(time.RFC3339)
+		if t.Error != "" {
+			msg += " (" + t.Error + ")"
+		}
+		return msg
+	}
 }
 
 // NewForward is a request for a forward, already validated.

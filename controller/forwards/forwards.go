@@ -26,7 +26,7 @@ const portTries = 8
 func (s *Service) CreateForward(ctx context.Context, p fleet.Principal, router uuid.UUID, nf fleet.NewForward, now time.Time) (fleet.Forward, error) {
 	var f fleet.Forward
 	err := s.st.InTx(ctx, func(tx *store.Tx) error {
-		_, region, err := tx.LockRouter(ctx, p.AccountID, router)
+		rt, region, err := tx.LockRouter(ctx, p.AccountID, router)
 		if err != nil {
 			return err
 		}
@@ -34,6 +34,7 @@ func (s *Service) CreateForward(ctx context.Context, p fleet.Principal, router u
 		if f, err = insertForward(ctx, tx, region, row); err != nil {
 			return err
 		}
+		f.TunnelManaged, f.RouterTunnel = region.Tunnel.Managed, rt.Tunnel
 		if err := tx.Audit(ctx, now, p.Actor(), fleet.ActionForwardCreate, store.AuditEvent{
 			Account: p.AccountID, Subject: f.ID, Detail: map[string]any{
 				"router_id": router, "port": f.Port, "dst_address": nf.DstAddress.String(),

@@ -92,6 +92,11 @@ type Params struct {
 	Host netip.Addr
 	// Generated is when the script was made, for its header.
 	Generated time.Time
+	// TunnelEndpoint is the region's edge's WireGuard endpoint, HOST:PORT
+	// (UDP), that the agent's tunnel dials; empty in a region whose tunnel
+	// is the operator's own. The script only names it: the agent builds the
+	// tunnel.
+	TunnelEndpoint string
 }
 
 // FieldError is a parameter that cannot go into a script. Field is the name
@@ -125,12 +130,14 @@ type data struct {
 	Disk, Dir, ImageURL, Arch, Platform             string
 	Host                                            netip.Addr
 	Generated                                       string
+	TunnelEndpoint                                  string
 }
 
 func (p Params) check() (data, error) {
 	d := data{
 		RouterID: text(p.RouterID), Name: text(p.RouterName), Policy: Policy,
 		Generated: p.Generated.UTC().Format(time.RFC3339), Host: p.Host,
+		TunnelEndpoint: text(p.TunnelEndpoint),
 	}
 	if d.Name == "" {
 		d.Name = "unnamed"

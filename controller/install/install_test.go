@@ -46,8 +46,11 @@ func TestGolden(t *testing.T) {
 	t.Parallel()
 	host := params()
 	host.Host = netip.MustParseAddr("192.168.88.10")
+	managed := params()
+	managed.TunnelEndpoint = "eu1.example.net:51820"
 	for name, got := range map[string]string{
 		"container.rsc":           script(t, params()),
+		"container-managed.rsc":   script(t, managed),
 		"host.rsc":                script(t, host),
 		"uninstall-container.rsc": install.RemovalScript(install.Container),
 		"uninstall-host.rsc":      install.RemovalScript(install.Host),

@@ -76,7 +76,7 @@ func (s *Store) RouterSet(ctx context.Context, router uuid.UUID, now time.Time) 
 			return nil
 		}
 		for i, r := range rows {
-			set.Forwards[i] = toForward(r.Forward, r.EntryPoint, r.ConnectionsActive)
+			set.Forwards[i] = withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError)
 		}
 		return nil
 	})

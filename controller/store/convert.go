@@ -87,3 +87,10 @@ func prefixOf(p *netip.Prefix) netip.Prefix {
 	}
 	return *p
 }
+
+// withTunnel adds the router's tunnel to a forward read with it.
+func withTunnel(f fleet.Forward, managed bool, handshake *time.Time, tunnelErr string) fleet.Forward {
+	f.TunnelManaged = managed
+	f.RouterTunnel = fleet.TunnelState{LastHandshake: utcPtr(handshake), Error: tunnelErr}
+	return f
+}

@@ -17,7 +17,7 @@ func (s *Store) Forward(ctx context.Context, account, router, id uuid.UUID) (fle
 	if err != nil {
 		return fleet.Forward{}, fmt.Errorf("forward %s: %w", id, notFound(err))
 	}
-	return toForward(row.Forward, row.EntryPoint, row.ConnectionsActive), nil
+	return withTunnel(toForward(row.Forward, row.EntryPoint, row.ConnectionsActive), row.TunnelManaged, row.TunnelHandshakeAt, row.TunnelError), nil
 }
 
 // LiveForwards lists the router's forwards that are neither expired nor
@@ -32,7 +32,7 @@ func (s *Store) LiveForwards(ctx context.Context, account, router uuid.UUID, now
 	}
 	out := make([]fleet.Forward, len(rows))
 	for i, r := range rows {
-		out[i] = toForward(r.Forward, r.EntryPoint, r.ConnectionsActive)
+		out[i] = withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError)
 	}
 	return out, nil
 }
@@ -49,7 +49,7 @@ func (s *Store) ForwardHistory(ctx context.Context, account, router uuid.UUID, o
 	}
 	out := make([]fleet.Forward, len(rows))
 	for i, r := range rows {
-		out[i] = toForward(r.Forward, r.EntryPoint, r.ConnectionsActive)
+		out[i] = withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError)
 	}
 	return out, nil
 }

@@ -43,3 +43,18 @@ func (s *Store) CountRoutersClockOff(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// CountTunnels counts the routers of managed regions by the state of their
+// tunnel at now (fleet.TunnelUp, TunnelDown, TunnelNever); every state is
+// present.
+func (s *Store) CountTunnels(ctx context.Context, now time.Time) (map[string]int64, error) {
+	rows, err := s.q.CountTunnels(ctx, now.Add(-fleet.TunnelUpWithin))
+	if err != nil {
+		return nil, fmt.Errorf("count tunnels: %w", err)
+	}
+	out := map[string]int64{fleet.TunnelUp: 0, fleet.TunnelDown: 0, fleet.TunnelNever: 0}
+	for _, r := range rows {
+		out[r.State] = r.Routers
+	}
+	return out, nil
+}

@@ -61,7 +61,7 @@ func (s *Store) RecentForwards(ctx context.Context, account, router uuid.UUID, s
 	out := make([]ForwardView, len(rows))
 	for i, r := range rows {
 		out[i] = ForwardView{
-			Forward:   toForward(r.Forward, r.EntryPoint, r.ConnectionsActive),
+			Forward:   withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError),
 			CreatedBy: r.CreatedByName, RevokedBy: r.RevokedByName,
 		}
 	}

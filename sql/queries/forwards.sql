@@ -33,6 +33,7 @@ limit 1;
 -- name: GetForward :one
 -- One round trip for the common read: the router's owner is checked here too.
 select sqlc.embed(f), r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
@@ -42,18 +43,22 @@ where f.id = @id and f.router_id = @router_id
 
 -- name: ListLiveForwards :many
 select sqlc.embed(f), r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
 where f.router_id = @router_id and f.ended_at is null and f.expires_at > @now
 order by f.created_at, f.id;
 
 -- name: ListForwards :many
 -- History, newest first: all forwards, or only those that ended.
 select sqlc.embed(f), r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
 where f.router_id = @router_id
   and (not @only_ended::boolean or f.ended_at is not null or f.expires_at <= @now)
 order by f.created_at desc, f.id desc

@@ -17,3 +17,15 @@ order by 1, 2;
 -- Routers whose agent last measured their clock off by more than @limit_ms.
 select count(*)::bigint from routers
 where deleted_at is null and abs(clock_offset_ms) > @limit_ms::bigint;
+
+-- name: CountTunnels :many
+-- Routers of managed regions by the state of their tunnel at @now: up (a
+-- handshake since @up_since), down, or never.
+select (case when ro.tunnel_handshake_at is null then 'never'
+             when ro.tunnel_handshake_at > @up_since::timestamptz then 'up'
+             else 'down' end)::text as state,
+       count(*)::bigint as routers
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.deleted_at is null and rg.tunnel_mode = 'managed'
+group by 1;

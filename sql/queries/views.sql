@@ -17,11 +17,13 @@ group by f.router_id;
 -- first, then newest first, with the names of the tokens that created and
 -- revoked them.
 select sqlc.embed(f), r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        coalesce(ct.name, '')::text as created_by_name,
        coalesce(rt.name, '')::text as revoked_by_name,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
 left join api_tokens ct on ct.id = f.created_by
 left join api_tokens rt on rt.id = f.revoked_by
 where f.router_id = @router_id and (f.ended_at is null or f.ended_at >= @since::timestamptz)

@@ -213,6 +213,7 @@ func (q *Queries) FreePort(ctx context.Context, arg FreePortParams) (int32, erro
 
 const getForward = `-- name: GetForward :one
 select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
@@ -230,6 +231,9 @@ type GetForwardParams struct {
 type GetForwardRow struct {
 	Forward           Forward
 	EntryPoint        string
+	TunnelManaged     bool
+	TunnelHandshakeAt *time.Time
+	TunnelError       string
 	ConnectionsActive int32
 }
 
@@ -259,6 +263,9 @@ func (q *Queries) GetForward(ctx context.Context, arg GetForwardParams) (GetForw
 		&i.Forward.ListenerConfirmedAt,
 		&i.Forward.EdgeError,
 		&i.EntryPoint,
+		&i.TunnelManaged,
+		&i.TunnelHandshakeAt,
+		&i.TunnelError,
 		&i.ConnectionsActive,
 	)
 	return i, err
@@ -336,9 +343,11 @@ func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (F
 
 const listForwards = `-- name: ListForwards :many
 select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
 where f.router_id = $1
   and (not $2::boolean or f.ended_at is not null or f.expires_at <= $3)
 order by f.created_at desc, f.id desc
@@ -355,6 +364,9 @@ type ListForwardsParams struct {
 type ListForwardsRow struct {
 	Forward           Forward
 	EntryPoint        string
+	TunnelManaged     bool
+	TunnelHandshakeAt *time.Time
+	TunnelError       string
 	ConnectionsActive int32
 }
 
@@ -395,6 +407,9 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
 			&i.EntryPoint,
+			&i.TunnelManaged,
+			&i.TunnelHandshakeAt,
+			&i.TunnelError,
 			&i.ConnectionsActive,
 		); err != nil {
 			return nil, err
@@ -409,9 +424,11 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 
 const listLiveForwards = `-- name: ListLiveForwards :many
 select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
 where f.router_id = $1 and f.ended_at is null and f.expires_at > $2
 order by f.created_at, f.id
 `
@@ -424,6 +441,9 @@ type ListLiveForwardsParams struct {
 type ListLiveForwardsRow struct {
 	Forward           Forward
 	EntryPoint        string
+	TunnelManaged     bool
+	TunnelHandshakeAt *time.Time
+	TunnelError       string
 	ConnectionsActive int32
 }
 
@@ -458,6 +478,9 @@ func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsPara
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
 			&i.EntryPoint,
+			&i.TunnelManaged,
+			&i.TunnelHandshakeAt,
+			&i.TunnelError,
 			&i.ConnectionsActive,
 		); err != nil {
 			return nil, err

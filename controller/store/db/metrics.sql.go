@@ -64,3 +64,41 @@ func (q *Queries) CountRoutersClockOff(ctx context.Context, limitMs int64) (int6
 	err := row.Scan(&column_1)
 	return column_1, err
 }
+
+const countTunnels = `-- name: CountTunnels :many
+select (case when ro.tunnel_handshake_at is null then 'never'
+             when ro.tunnel_handshake_at > $1::timestamptz then 'up'
+             else 'down' end)::text as state,
+       count(*)::bigint as routers
+from routers ro
+join regions rg on rg.id = ro.region_id
+where ro.deleted_at is null and rg.tunnel_mode = 'managed'
+group by 1
+`
+
+type CountTunnelsRow struct {
+	State   string
+	Routers int64
+}
+
+// Routers of managed regions by the state of their tunnel at @now: up (a
+// handshake since @up_since), down, or never.
+func (q *Queries) CountTunnels(ctx context.Context, upSince time.Time) ([]CountTunnelsRow, error) {
+	rows, err := q.db.Query(ctx, countTunnels, upSince)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CountTunnelsRow{}
+	for rows.Next() {
+		var i CountTunnelsRow
+		if err := rows.Scan(&i.State, &i.Routers); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

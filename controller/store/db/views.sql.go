@@ -140,11 +140,13 @@ func (q *Queries) RouterConnectionsSince(ctx context.Context, arg RouterConnecti
 
 const routerForwardsSince = `-- name: RouterForwardsSince :many
 select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        coalesce(ct.name, '')::text as created_by_name,
        coalesce(rt.name, '')::text as revoked_by_name,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
 left join api_tokens ct on ct.id = f.created_by
 left join api_tokens rt on rt.id = f.revoked_by
 where f.router_id = $1 and (f.ended_at is null or f.ended_at >= $2::timestamptz)
@@ -161,6 +163,9 @@ type RouterForwardsSinceParams struct {
 type RouterForwardsSinceRow struct {
 	Forward           Forward
 	EntryPoint        string
+	TunnelManaged     bool
+	TunnelHandshakeAt *time.Time
+	TunnelError       string
 	CreatedByName     string
 	RevokedByName     string
 	ConnectionsActive int32
@@ -200,6 +205,9 @@ func (q *Queries) RouterForwardsSince(ctx context.Context, arg RouterForwardsSin
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
 			&i.EntryPoint,
+			&i.TunnelManaged,
+			&i.TunnelHandshakeAt,
+			&i.TunnelError,
 			&i.CreatedByName,
 			&i.RevokedByName,
 			&i.ConnectionsActive,
