@@ -19,10 +19,10 @@ import (
 	"github.com/tpf-dev/tpf/controller/expiry"
 	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
-	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/metrics"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/web"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 )
 
 func runServe(ctx context.Context, args []string, getenv Env, stderr io.Writer) error {
@@ -86,6 +86,7 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	m := metrics.New(metrics.Config{
 		Forwards:  func(ctx context.Context) ([]store.ForwardCount, error) { return st.CountForwards(ctx, time.Now()) },
 		ClockOff:  st.CountRoutersClockOff,
+		Tunnels:   func(ctx context.Context) (map[string]int64, error) { return st.CountTunnels(ctx, time.Now()) },
 		DBRetries: st.Retries,
 		Logger:    log,
 	})
@@ -163,7 +164,7 @@ func startEmbeddedEdge(ctx context.Context, st *store.Store, peers *hub.Hub, set
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runEmbeddedEdge(ctx, e, func(ctx context.Context, c link.Conn) { peers.ServeEdge(ctx, set.edgeRegion, c) }, cfg.Logger)
+		runEmbeddedEdge(ctx, e, func(ctx context.Context, c peerlink.Conn) { peers.ServeEdge(ctx, set.edgeRegion, c) }, cfg.Logger)
 	}()
 	log.Info("edge embedded", "region", set.edgeRegion, "bind", cfg.Bind)
 	return func() { cancel(); <-done; e.Close() }, nil

@@ -3,14 +3,15 @@
 // Prometheus text format.
 //
 // Metrics is fed by the hub (it implements hub.Observer), by the API's
-// request middleware (ObserveRequest) and, at scrape time, by a count of the
-// forwards in the database (Config.Forwards). It must not import the hub or
-// the API; they import it, or only its interfaces.
+// request middleware (ObserveRequest) and, at scrape time, by counts in the
+// database (Config.Forwards, ClockOff, Tunnels). It must not import the hub
+// or the API; they import it, or only its interfaces.
 //
 // Every name starts with tpf_; README.md ("Operations") lists them. The
 // hub's gauges and counters are per controller replica (sum them across
-// replicas); tpf_forwards is read from the shared database, so every replica
-// reports the same numbers (take one, or max, never the sum).
+// replicas); tpf_forwards, tpf_routers_clock_off and tpf_tunnels are read
+// from the shared database, so every replica reports the same numbers (take
+// one, or max, never the sum).
 package metrics
 
 import (
@@ -32,7 +33,8 @@ import (
 const DefaultScrapeTimeout = 5 * time.Second
 
 // Config configures Metrics. The zero value is ready to use: it serves every
-// metric but tpf_forwards.
+// metric but those read from the database (tpf_forwards,
+// tpf_routers_clock_off, tpf_tunnels) and tpf_db_retries_total.
 type Config struct {
 	// Forwards counts the unfinished forwards at scrape time
 	// (store.Store.CountForwards at the current time); nil leaves
@@ -42,11 +44,16 @@ type Config struct {
 	// more than fleet.ClockWarnAfter (store.Store.CountRoutersClockOff);
 	// nil leaves tpf_routers_clock_off out.
 	ClockOff func(ctx context.Context) (int64, error)
+	// Tunnels counts the routers of regions with a managed tunnel by the
+	// state of their end of it at scrape time, keyed by fleet.TunnelUp,
+	// TunnelDown and TunnelNever (a state missing from the map counts 0;
+	// other keys are ignored); nil leaves tpf_tunnels out.
+	Tunnels func(ctx context.Context) (map[string]int64, error)
 	// DBRetries reads how many database transactions were retried
 	// (store.Store.Retries); nil leaves tpf_db_retries_total out.
 	DBRetries func() int64
-	// ScrapeTimeout bounds one call of Forwards or ClockOff; zero means
-	// DefaultScrapeTimeout.
+	// ScrapeTimeout bounds one call of Forwards, ClockOff or Tunnels; zero
+	// means DefaultScrapeTimeout.
 	ScrapeTimeout time.Duration
 	// Logger receives scrape errors; nil discards.
 	Logger *slog.Logger
@@ -129,6 +136,9 @@ func New(cfg Config) *Metrics {
 	}
 	if cfg.ClockOff != nil {
 		m.reg.MustRegister(&countCollector{count: cfg.ClockOff, timeout: cfg.ScrapeTimeout, desc: clockOffDesc})
+	}
+	if cfg.Tunnels != nil {
+		m.reg.MustRegister(&tunnelsCollector{count: cfg.Tunnels, timeout: cfg.ScrapeTimeout})
 	}
 	if cfg.DBRetries != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -305,4 +315,32 @@ func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n))
+}
+
+var tunnelsDesc = prometheus.NewDesc("tpf_tunnels",
+	"Routers of regions whose tunnel tpf manages, by the state of their end of it: up (a handshake with the edge within 3 minutes), down (one before that) or never; read from the database at scrape time, the same on every replica.",
+	[]string{"state"}, nil)
+
+// tunnelStates are the states tpf_tunnels always has, at zero too.
+var tunnelStates = []string{fleet.TunnelUp, fleet.TunnelDown, fleet.TunnelNever}
+
+// tunnelsCollector reads tpf_tunnels from the database at scrape time.
+type tunnelsCollector struct {
+	count   func(ctx context.Context) (map[string]int64, error)
+	timeout time.Duration
+}
+
+func (c *tunnelsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tunnelsDesc }
+
+func (c *tunnelsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	n, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(tunnelsDesc, err)
+		return
+	}
+	for _, s := range tunnelStates {
+		ch <- prometheus.MustNewConstMetric(tunnelsDesc, prometheus.GaugeValue, float64(n[s]), s)
+	}
 }

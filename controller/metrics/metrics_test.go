@@ -166,3 +166,43 @@ func TestConnectionReason(t *testing.T) {
 		}
 	}
 }
+
+func TestTunnelsAtScrapeTime(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	m := metrics.New(metrics.Config{Tunnels: func(ctx context.Context) (map[string]int64, error) {
+		calls++
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("the count runs without a deadline")
+		}
+		// No router's tunnel is down; an unknown state is left out.
+		return map[string]int64{fleet.TunnelUp: 41, fleet.TunnelNever: 2, "sideways": 7}, nil
+	}})
+	want := `
+# HELP tpf_tunnels Routers of regions whose tunnel tpf manages, by the state of their end of it: up (a handshake with the edge within 3 minutes), down (one before that) or never; read from the database at scrape time, the same on every replica.
+# TYPE tpf_tunnels gauge
+tpf_tunnels{state="down"} 0
+tpf_tunnels{state="never"} 2
+tpf_tunnels{state="up"} 41
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "tpf_tunnels"); err != nil {
+		t.Error(err)
+	}
+	scrape(t, m)
+	if calls != 2 {
+		t.Errorf("counts: got %d calls for 2 scrapes, want 2", calls)
+	}
+
+	// A failed count leaves tpf_tunnels out and serves the rest.
+	m = metrics.New(metrics.Config{Tunnels: func(context.Context) (map[string]int64, error) {
+		return nil, errors.New("database down")
+	}})
+	m.PeerUp(metrics.PeerAgent)
+	out := scrape(t, m)
+	if strings.Contains(out, "tpf_tunnels{") {
+		t.Errorf("tpf_tunnels served although its count failed:\n%s", out)
+	}
+	if !strings.Contains(out, "tpf_agents_connected 1") {
+		t.Errorf("the other metrics are missing:\n%s", out)
+	}
+}

@@ -69,6 +69,7 @@ type (
 	NewForward = apijson.NewForward
 	Router     = apijson.Router
 	Agent      = apijson.Agent
+	Tunnel     = apijson.Tunnel
 	Region     = apijson.Region
 	Edge       = apijson.Edge
 	Connection = apijson.Connection

@@ -130,6 +130,20 @@ func revision(desired, applied int64) string {
 	return fmt.Sprintf("behind (%d of %d)", applied, desired)
 }
 
+// formatBytes is a byte count for humans: "900 B", "1.5 KiB", "3.0 MiB".
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // shorten cuts s to n runes for a table cell.
 func shorten(s string, n int) string {
 	r := []rune(s)

@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 var routersList = &command{
 	path:     "routers list",
 	synopsis: "",
-	summary:  "every router with its agent's state",
+	summary:  "every router with its agent's and its tunnel's state",
 	about: `Lists the account's routers: agent connected or not and when it was last
-seen, whether the router applied its latest desired state, the last error.`,
+seen, the management tunnel (up, down, never up, or manual: the operator's
+own VPN), whether the router applied its latest desired state, the last
+error (the agent's, or why it could not build the tunnel).`,
 	run: func(ctx context.Context, x *invocation, cmd *command, args []string) error {
 		if _, err := x.parse(cmd, x.flagSet(cmd, nil), args); err != nil {
 			return err
@@ -45,15 +49,19 @@ seen, whether the router applied its latest desired state, the last error.`,
 // live forward counts.
 func (x *invocation) routerTable(list []Router, live map[string]int) {
 	now := x.prog.Now()
-	header := []string{"NAME", "ID", "REGION", "AGENT", "LAST SEEN", "REVISION", "LAST ERROR"}
+	header := []string{"NAME", "ID", "REGION", "AGENT", "LAST SEEN", "TUNNEL", "REVISION", "LAST ERROR"}
 	if live != nil {
 		header = append(header, "FORWARDS")
 	}
 	t := newTable(x.stdout, header...)
 	for _, r := range list {
 		a := r.Agent
-		row := []string{r.Name, r.ID, r.Region, agentState(a), agoOf(a.LastSeenAt, now),
-			revision(a.DesiredRevision, a.AppliedRevision), shorten(a.LastError, 60)}
+		lastErr := a.LastError
+		if r.Tunnel != nil && r.Tunnel.Error != "" {
+			lastErr = strings.TrimPrefix(lastErr+"; tunnel: "+r.Tunnel.Error, "; ")
+		}
+		row := []string{r.Name, r.ID, r.Region, agentState(a), agoOf(a.LastSeenAt, now), tunnelState(r),
+			revision(a.DesiredRevision, a.AppliedRevision), shorten(lastErr, 60)}
 		if live != nil {
 			row = append(row, strconv.Itoa(live[r.ID]))
 		}
@@ -65,11 +73,13 @@ func (x *invocation) routerTable(list []Router, live map[string]int) {
 var routersGet = &command{
 	path:     "routers get",
 	synopsis: "R",
-	summary:  "one router: agent, versions, revisions, last error",
+	summary:  "one router: agent, tunnel, versions, revisions, last error",
 	about: `Shows router R (its id or its name): its agent's state (connected, last
-seen, agent and RouterOS versions, board), the desired and applied revision
-of its forwards, the agent's last error and the number of live forwards.
-With -o json, the API's router object.`,
+seen, agent and RouterOS versions, board), its management tunnel (state, last
+handshake, the edge's endpoint, bytes each way, the router's public key, why
+it could not be built), the desired and applied revision of its forwards,
+the agent's last error and the number of live forwards. With -o json, the
+API's router object.`,
 	run: func(ctx context.Context, x *invocation, cmd *command, args []string) error {
 		ops, err := x.parse(cmd, x.flagSet(cmd, nil), args, "R")
 		if err != nil {
@@ -105,11 +115,14 @@ With -o json, the API's router object.`,
 		if a.LastSeenAt != nil {
 			lastSeen = whenAgo(a.LastSeenAt, now)
 		}
-		writeFields(x.stdout,
+		fields := []string{
 			"name", r.Name,
 			"id", r.ID,
 			"region", r.Region,
 			"tunnel address", r.TunnelAddress,
+		}
+		fields = append(fields, tunnelFields(r, now)...)
+		fields = append(fields,
 			"created", r.CreatedAt,
 			"agent", agent,
 			"last seen", lastSeen,
@@ -121,8 +134,44 @@ With -o json, the API's router object.`,
 			"last error", a.LastError,
 			"live forwards", strconv.Itoa(len(live)),
 		)
+		writeFields(x.stdout, fields...)
 		return nil
 	},
+}
+
+// tunnelState is the router's tunnel in one word: up, down, never (no
+// handshake yet) or manual (the region's tunnel is the operator's own VPN).
+func tunnelState(r Router) string {
+	if r.Tunnel == nil {
+		return "manual"
+	}
+	return r.Tunnel.State
+}
+
+// tunnelFields are routers get's lines about the router's tunnel.
+func tunnelFields(r Router, now time.Time) []string {
+	t := r.Tunnel
+	if t == nil {
+		return []string{"tunnel", "manual: the region's tunnel is the operator's own VPN"}
+	}
+	state := t.State
+	switch {
+	case t.LastHandshakeAt != nil:
+		state += ", last handshake " + whenAgo(t.LastHandshakeAt, now)
+	case t.State == "never":
+		state = "never up: no handshake with the edge yet"
+	}
+	traffic := ""
+	if t.RxBytes > 0 || t.TxBytes > 0 {
+		traffic = "received " + formatBytes(t.RxBytes) + ", sent " + formatBytes(t.TxBytes)
+	}
+	return []string{
+		"tunnel", state,
+		"tunnel endpoint", t.Endpoint,
+		"tunnel traffic", traffic,
+		"tunnel key", t.PublicKey,
+		"tunnel error", t.Error,
+	}
 }
 
 func syncWord(a Agent) string {

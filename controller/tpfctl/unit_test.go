@@ -161,3 +161,12 @@ func TestBytesText(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatBytes(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{0: "0 B", 900: "900 B", 1536: "1.5 KiB", 3 << 20: "3.0 MiB", 5 << 40: "5.0 TiB"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d): got %q, want %q", n, got, want)
+		}
+	}
+}

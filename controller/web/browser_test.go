@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
@@ -34,7 +36,7 @@ func TestBrowser(t *testing.T) {
 	ctx := startBrowser(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	f := storetest.NewFleet(t, now.Add(-30*time.Hour))
-	seedFleet(t, f, now)
+	waiting := seedFleet(t, f, now)
 
 	views := web.New(f.Store, web.Config{FleetPoll: time.Second, RouterPoll: 500 * time.Millisecond})
 	srv := httptest.NewServer(views)
@@ -219,6 +221,22 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("7-router-revoked")
 
+	// A router of a managed region whose tunnel is down: its pending
+	// forward says what it waits for.
+	run("open a router whose tunnel is down", chromedp.Navigate(srv.URL+"/routers/"+waiting.ID.String()), chromedp.WaitVisible(chromedp.CSS("#tunnel")))
+	if got := text("#tunnel .v"); !strings.HasPrefix(got, "down · last handshake 2") || !strings.Contains(got, "min ago · edge 81.2.69.100:51820") {
+		t.Errorf("tunnel line: got %q, want down · last handshake 20 min ago · edge 81.2.69.100:51820 …", got)
+	}
+	if got := text("#live-forwards .wait-text"); got != "waiting for the management tunnel" {
+		t.Errorf("its pending forward: got %q, want waiting for the management tunnel", got)
+	}
+	shot("8-router-tunnel-down")
+	run("filter the fleet by tunnel down", chromedp.Navigate(srv.URL+"/?state=tunnel-down"), chromedp.WaitVisible(chromedp.CSS("#fleet-rows")))
+	if got := eval(`document.querySelectorAll("#fleet-rows tr[data-search]").length`); got != 3 {
+		t.Errorf("routers whose tunnel is down: got %d, want 3", got)
+	}
+	shot("9-fleet-tunnel-down")
+
 	run("sign out",
 		chromedp.Click(chromedp.CSS(`.who button`)),
 		chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -306,8 +324,10 @@ func findForward(t *testing.T, f *storetest.Fleet, dst string, now time.Time) fl
 }
 
 // seedFleet gives the fixture's account a fleet worth looking at: r1 with a
-// day of forwards and connections, and 23 more routers in every state.
-func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
+// day of forwards and connections, and 23 more routers in every state, every
+// third of them in region us1, whose tunnel tpf manages. It answers the
+// router of us1 whose tunnel is down while a forward waits for it.
+func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) (waiting fleet.Router) {
 	t.Helper()
 	ctx := context.Background()
 	st, p := f.Store, f.Principal
@@ -368,6 +388,7 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 	confirm(t, st, p, f.Router, now.Add(-time.Second))
 
 	// The rest of the fleet.
+	addManagedRegion(t, st, now.Add(-30*time.Hour))
 	states := []string{"connected", "connected", "connected", "offline", "never", "error", "connected", "behind"}
 	names := []string{"hq-core", "branch-lisbon", "branch-porto", "branch-lyon", "lab-new", "dc-edge", "store-%02d"}
 	for i := range 23 {
@@ -375,8 +396,28 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 		if strings.Contains(name, "%") {
 			name = fmt.Sprintf(name, i)
 		}
-		rt := addRouter(t, st, p, name, fmt.Sprintf("10.99.1.%d", i+1), now.Add(-30*time.Hour))
-		switch states[i%len(states)] {
+		state := states[i%len(states)]
+		var rt fleet.Router
+		if i%3 != 1 {
+			rt = addRouter(t, st, p, name, fmt.Sprintf("10.99.1.%d", i+1), now.Add(-30*time.Hour))
+		} else {
+			rt = addManagedRouter(t, st, p, name, now.Add(-30*time.Hour))
+			// Up, but down where the agent went offline or a forward is
+			// waiting, and never up where the agent never came.
+			handshake := now.Add(-30 * time.Second)
+			switch state {
+			case "offline":
+				handshake = now.Add(-3 * time.Hour)
+			case "behind":
+				handshake, waiting = now.Add(-20*time.Minute), rt
+			}
+			if state != "never" {
+				key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i)}, 32))
+				reportTunnel(t, st, rt, syncproto.TunnelState{PublicKey: key, Peers: []syncproto.PeerState{{
+					LastHandshake: handshake, Endpoint: "81.2.69.100:51820", RxBytes: int64(i) << 20, TxBytes: int64(i) << 16}}}, now)
+			}
+		}
+		switch state {
 		case "connected":
 			connectAgent(t, st, rt, now.Add(-time.Duration(i)*time.Hour))
 			confirm(t, st, p, rt, now)
@@ -398,4 +439,5 @@ func seedFleet(t *testing.T, f *storetest.Fleet, now time.Time) {
 			}
 		}
 	}
+	return waiting
 }

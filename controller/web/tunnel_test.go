@@ -40,9 +40,18 @@ func addManagedRouter(t testing.TB, st *store.Store, p fleet.Principal, name str
 // reportTunnel is router's agent reporting its end of the tunnel at at.
 func reportTunnel(t testing.TB, st *store.Store, router fleet.Router, tun syncproto.TunnelState, at time.Time) {
 	t.Helper()
-	rep := syncproto.Report{Revision: router.Revision, AgentVersion: "1.4.2", Present: []string{}, Tunnel: &tun}
-	if _, err := forwards.New(st).ApplyReport(context.Background(), router.ID, rep, at); err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	// A new key changes the router's set (and so its revision): the agent
+	// applies that one too, and says so.
+	for range 2 {
+		rt, err := st.Router(ctx, router.AccountID, router.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := syncproto.Report{Revision: rt.Revision, AgentVersion: "1.4.2", Present: []string{}, Tunnel: &tun}
+		if _, err := forwards.New(st).ApplyReport(ctx, router.ID, rep, at); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -80,7 +89,7 @@ func newTunnelFleet(t testing.TB, e *env) tunnelFleet {
 	reportTunnel(t, st, f.down, syncproto.TunnelState{PublicKey: keyDown, Peers: []syncproto.PeerState{{
 		LastHandshake: now.Add(-12 * time.Minute), Endpoint: "81.2.69.100:51820", RxBytes: 1500, TxBytes: 900}}}, now)
 	reportTunnel(t, st, f.never, syncproto.TunnelState{PublicKey: keyNever, Peers: []syncproto.PeerState{{}}}, now)
-	reportTunnel(t, st, f.failed, syncproto.TunnelState{Error: "RouterOS 6 has no WireGuard: upgrade to RouterOS 7"}, now)
+	reportTunnel(t, st, f.failed, syncproto.TunnelState{Error: "RouterOS 6 has no WireGuard (it needs RouterOS 7)"}, now)
 	var err error
 	f.waiting, err = forwards.New(st).CreateForward(context.Background(), p, f.down.ID, fleet.NewForward{
 		DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22, AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: time.Hour,
@@ -124,7 +133,7 @@ func TestFleetTunnels(t *testing.T) {
 		`<span class="tunnel up">up</span>`,
 		`<span class="tunnel down">down</span><div class="sub" title="`+e.clock.Now().Add(-12*time.Minute).Format(time.RFC3339)+`">last handshake 12 min ago</div>`,
 		`<span class="tunnel never">never up</span>`,
-		`<div class="sub error-text" title="RouterOS 6 has no WireGuard: upgrade to RouterOS 7">RouterOS 6 has no WireGuard: upgrade to RouterOS 7</div>`,
+		`<div class="sub error-text" title="RouterOS 6 has no WireGuard (it needs RouterOS 7)">RouterOS 6 has no WireGuard (it needs RouterOS 7)</div>`,
 		`<span class="n">3</span><span class="l">tunnels down</span>`,
 		`Tunnel down <span class="count">3</span>`,
 		// tun-error counts among the routers with errors.
@@ -176,7 +185,7 @@ func TestRouterPageTunnel(t *testing.T) {
 	contains(t, up, `<span class="tunnel up">up</span>`,
 		`<span title="`+now.Add(-40*time.Second).Format(time.RFC3339)+`">last handshake under a minute ago</span>`,
 		`edge <span class="mono">81.2.69.100:51820</span>`, "received 3.0 MiB, sent 2.0 KiB",
-		`key <span class="mono" title="`+keyUp+`">yAnz5TF+lX…</span>`)
+		`key <span class="mono" title="`+htmlEscape(keyUp)+`">`+htmlEscape("yAnz5TF+lX…")+`</span>`)
 	lacks(t, up, "Tunnel error", "waiting for the management tunnel", "(as configured)")
 
 	down := page(f.down)
@@ -188,14 +197,14 @@ func TestRouterPageTunnel(t *testing.T) {
 	contains(t, row, `<div class="wait-text">waiting for the management tunnel</div>`)
 
 	never := page(f.never)
-	contains(t, never, `<span class="tunnel never">never up</span>`, `title="`+keyNever+`"`,
+	contains(t, never, `<span class="tunnel never">never up</span>`, `title="`+htmlEscape(keyNever)+`"`,
 		// Before the agent names the edge's address, the region's is shown.
 		`edge <span class="mono">us1.example.net:51820</span> <span class="sub">(as configured)</span>`)
 	lacks(t, never, "last handshake")
 
 	failed := page(f.failed)
 	contains(t, failed, `<span class="tunnel never">never up</span>`,
-		`<span class="k">Tunnel error</span><span class="v error-text">RouterOS 6 has no WireGuard: upgrade to RouterOS 7</span>`)
+		`<span class="k">Tunnel error</span><span class="v error-text">RouterOS 6 has no WireGuard (it needs RouterOS 7)</span>`)
 
 	manual := page(e.fleet.Router)
 	contains(t, manual, `<span class="tunnel manual">your own VPN (manual region)</span></span>`)

@@ -5,9 +5,11 @@
 // form carries a per-session CSRF token.
 //
 //   - /            the fleet: every router of the account with its agent's
-//     state, revisions, live forwards and last error; totals, filter, search
-//   - /routers/{id} one router: its forwards with countdowns, who created them,
-//     their connections, a 24-hour timeline; create and revoke forwards
+//     state, its management tunnel's, revisions, live forwards and last
+//     error; totals, filter, search
+//   - /routers/{id} one router: its tunnel, its forwards with countdowns, who
+//     created them, their connections, a 24-hour timeline; create and revoke
+//     forwards
 //
 // The pages poll fragments of themselves (?fragment=live) to stay current
 // without reloading. The API serves this handler for every path outside
