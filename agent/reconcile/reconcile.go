@@ -402,8 +402,16 @@ func expected(f syncproto.Forward, tag forward.Tag, tunnel, edge netip.Addr) map
 // values to set; nil when none. Only the expected properties are compared:
 // anything else on the rule is left as it is.
 func drift(want, got map[string]string) map[string]string {
+	return diffProps(managed, want, got)
+}
+
+// diffProps compares the properties keys (those want has) of want and got
+// and returns the ones to set, nil when none. Disabled compares by meaning:
+// absent, "false" or "no" is enabled, and an enabled item is written
+// "disabled=no".
+func diffProps(keys []string, want, got map[string]string) map[string]string {
 	var d map[string]string
-	for _, k := range managed {
+	for _, k := range keys {
 		w, ok := want[k]
 		if !ok {
 			continue

@@ -369,28 +369,9 @@ func addressDrift(want, got map[string]string) map[string]string {
 	return d
 }
 
-// driftTunnel compares exact values, and disabled the way drift does for
-// rules: absent, "false" or "no" is enabled, and an enabled item is
-// written "disabled=no".
+// driftTunnel compares exact values, and disabled as drift does.
 func driftTunnel(want, got map[string]string) map[string]string {
-	var d map[string]string
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		w := want[k]
-		g, present := got[k]
-		if k == propDisabled {
-			if !present || g == "false" || g == "no" {
-				continue
-			}
-			w = "no"
-		} else if present && g == w {
-			continue
-		}
-		if d == nil {
-			d = map[string]string{}
-		}
-		d[k] = w
-	}
-	return d
+	return diffProps(slices.Sorted(maps.Keys(want)), want, got)
 }
 
 func sameInt(w, g string) bool {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/edge"
 	"github.com/tpf-dev/tpf/controller/edge/tunnel"
-	"github.com/tpf-dev/tpf/controller/link"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 )
 
 // runEdge runs a standalone edge on a regional server: it dials the
@@ -100,9 +100,9 @@ const defaultEdgeStateDir = "/var/lib/tpf-edge"
 
 // runEmbeddedEdge serves region's entry point inside serve, over an
 // in-process link to the hub, until ctx ends.
-func runEmbeddedEdge(ctx context.Context, e *edge.Edge, serveEdge func(context.Context, link.Conn), log *slog.Logger) {
+func runEmbeddedEdge(ctx context.Context, e *edge.Edge, serveEdge func(context.Context, peerlink.Conn), log *slog.Logger) {
 	for ctx.Err() == nil {
-		hubEnd, edgeEnd := link.Pipe()
+		hubEnd, edgeEnd := peerlink.Pipe()
 		go serveEdge(ctx, hubEnd)
 		if err := e.Run(ctx, edgeEnd); err != nil && ctx.Err() == nil {
 			log.Warn("embedded edge link ended; restarting", "err", err)

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/shared/peerlink"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
@@ -15,7 +14,7 @@ import (
 // Run speaks the sync protocol over conn until it fails or ctx ends: it
 // applies every listener set, reports what it holds, and sends connection
 // records. It blocks until then and closes conn.
-func (e *Edge) Run(ctx context.Context, conn link.Conn) error {
+func (e *Edge) Run(ctx context.Context, conn peerlink.Conn) error {
 	return e.runLink(ctx, peerlink.Config{}, func(ctx context.Context, c *peerlink.Client) error {
 		return c.Serve(ctx, conn)
 	})

@@ -11,7 +11,7 @@ import (
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
-	"github.com/tpf-dev/tpf/controller/link"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -107,7 +107,7 @@ func TestEmbeddedEdgeOverPipe(t *testing.T) {
 	h := hub.New(forwards.New(f.st), hub.Config{})
 	h.Start(ctx)
 	t.Cleanup(h.Stop)
-	hubEnd, edgeEnd := link.Pipe()
+	hubEnd, edgeEnd := peerlink.Pipe()
 	go h.ServeEdge(ctx, "eu1", hubEnd)
 
 	read := func() syncproto.Envelope {

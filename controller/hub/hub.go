@@ -21,8 +21,8 @@ import (
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
-	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/store"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -143,7 +143,7 @@ type peer interface {
 // peerConn is one connected peer.
 type peerConn struct {
 	peer peer
-	conn link.Conn
+	conn peerlink.Conn
 	// kick asks the writer to send the current set; it holds at most one
 	// pending request, so bursts of changes coalesce.
 	kick   chan struct{}
@@ -295,7 +295,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ws := accept(w, r); ws != nil {
-		h.Serve(r.Context(), &agentPeer{h: h, router: router.ID, secret: secret}, link.WebSocket(ws))
+		h.Serve(r.Context(), &agentPeer{h: h, router: router.ID, secret: secret}, peerlink.WebSocket(ws))
 	}
 }
 
@@ -312,14 +312,14 @@ func (h *Hub) Edges() http.Handler {
 			return
 		}
 		if ws := accept(w, r); ws != nil {
-			h.Serve(r.Context(), &edgePeer{h: h, region: region.ID, secret: secret}, link.WebSocket(ws))
+			h.Serve(r.Context(), &edgePeer{h: h, region: region.ID, secret: secret}, peerlink.WebSocket(ws))
 		}
 	})
 }
 
 // ServeEdge serves region's edge over conn until either side goes away; the
 // embedded edge uses it with an in-process pipe (it has no token to check).
-func (h *Hub) ServeEdge(ctx context.Context, region string, conn link.Conn) {
+func (h *Hub) ServeEdge(ctx context.Context, region string, conn peerlink.Conn) {
 	h.Serve(ctx, &edgePeer{h: h, region: region}, conn)
 }
 
@@ -371,7 +371,7 @@ func accept(w http.ResponseWriter, r *http.Request) *websocket.Conn {
 }
 
 // Serve runs one peer's link. It blocks until the link ends and closes it.
-func (h *Hub) Serve(ctx context.Context, p peer, conn link.Conn) {
+func (h *Hub) Serve(ctx context.Context, p peer, conn peerlink.Conn) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel, inbox: newInbox(), noise: newLogLimiter(h.now)}
