@@ -167,7 +167,7 @@ func (x *invocation) printForward(f Forward, rt Router) {
 		"connect to", connectTo(f),
 		"reaches", destination(f),
 		"allowed from", f.AllowOnlyCIDR,
-		"expires", f.ExpiresAt + " (" + f.TimeToExpire + ")",
+		"expires", f.ExpiresAt + " (" + expiresText(f, x.prog.Now()) + ")",
 		"status", forwardState(f),
 		"id", f.ID,
 		"router", router,
@@ -252,8 +252,9 @@ func runForwardsList(ctx context.Context, x *invocation, cmd *command, args []st
 		return nil
 	}
 	t := newTable(x.stdout, "ID", "STATUS", "CONNECT TO", "DESTINATION", "ALLOW FROM", "EXPIRES", "CONNS")
+	now := x.prog.Now()
 	for _, f := range list {
-		t.row(f.ID, forwardState(f), connectTo(f), destination(f), f.AllowOnlyCIDR, f.TimeToExpire, strconv.Itoa(f.ConnectionsActive))
+		t.row(f.ID, forwardState(f), connectTo(f), destination(f), f.AllowOnlyCIDR, expiresText(f, now), strconv.Itoa(f.ConnectionsActive))
 	}
 	t.flush()
 	return nil
@@ -428,8 +429,12 @@ func wholeMinutes(text string) (int64, error) {
 		return 0, fmt.Errorf("--for %s must be positive", text)
 	}
 	if d%time.Minute != 0 {
-		up := (d + time.Minute - 1).Truncate(time.Minute)
-		return 0, fmt.Errorf("--for %s is not a whole number of minutes; forwards last whole minutes (try %s)", text, minutesText(up))
+		down, up := d.Truncate(time.Minute), d.Truncate(time.Minute)+time.Minute
+		try := minutesText(up)
+		if down > 0 {
+			try = minutesText(down) + " or " + try
+		}
+		return 0, fmt.Errorf("--for %s is not a whole number of minutes; forwards last whole minutes (try %s)", text, try)
 	}
 	return int64(d / time.Minute), nil
 }

@@ -84,6 +84,47 @@ func deref(s *string) string {
 	return *s
 }
 
+// expiresText says when a forward ends or how it ended, for a person at a
+// terminal: "in 1h59m" while it is live (to the minute, to the second in
+// its last minute), "expired 3m ago" or "revoked 5m ago" once it ended.
+// The API's time_to_expire says the same in the contract's coarser words.
+func expiresText(f Forward, now time.Time) string {
+	switch {
+	case f.RevokedEarly && f.RevokedAt != nil:
+		if t, err := apijson.ParseTime(*f.RevokedAt); err == nil {
+			return "revoked " + shortDuration(now.Sub(t)) + " ago"
+		}
+		return "revoked"
+	}
+	t, err := apijson.ParseTime(f.ExpiresAt)
+	if err != nil {
+		return f.TimeToExpire
+	}
+	if left := t.Sub(now); left > 0 {
+		return "in " + shortDuration(left)
+	}
+	return "expired " + shortDuration(now.Sub(t)) + " ago"
+}
+
+// shortDuration writes d to the minute (1h59m, 3d4h), or to the second
+// below a minute.
+func shortDuration(d time.Duration) string {
+	d = max(d, 0)
+	if d < time.Minute {
+		return d.Truncate(time.Second).String()
+	}
+	d = d.Truncate(time.Minute)
+	days, rest := d/(24*time.Hour), d%(24*time.Hour)
+	s := ""
+	if days > 0 {
+		s = fmt.Sprintf("%dd", days)
+	}
+	if rest > 0 {
+		s += minutesText(rest)
+	}
+	return s
+}
+
 // whenAgo is an API time with how long ago it was, in the words of the API's
 // time_to_expire: "2024-06-22T04:33:29+00:00 (3 minutes ago)"; empty for
 // null.

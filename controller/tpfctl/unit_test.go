@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tpf-dev/tpf/controller/apijson"
 )
 
 func TestWholeMinutes(t *testing.T) {
@@ -24,9 +26,9 @@ func TestWholeMinutes(t *testing.T) {
 		{"1h30m", 90, ""},
 		{"10m0s", 10, ""},
 		{"24h", 1440, ""},
-		{"90s", 0, "--for 90s is not a whole number of minutes; forwards last whole minutes (try 2m)"},
-		{"1h59m30s", 0, "(try 2h)"},
-		{"1h0m1s", 0, "(try 1h1m)"},
+		{"90s", 0, "--for 90s is not a whole number of minutes; forwards last whole minutes (try 1m or 2m)"},
+		{"1h59m30s", 0, "(try 1h59m or 2h)"},
+		{"1h0m1s", 0, "(try 1h or 1h1m)"},
 		{"0s", 0, "--for 0s must be positive"},
 		{"-2h", 0, "must be positive"},
 		{"120", 0, `--for "120" is not a duration such as 2h, 90m or 1h30m`},
@@ -167,6 +169,40 @@ func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 900: "900 B", 1536: "1.5 KiB", 3 << 20: "3.0 MiB", 5 << 40: "5.0 TiB"} {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d): got %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestExpiresText(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(d time.Duration) string { return apijson.FormatTime(now.Add(d)) }
+	revokedAt := at(-5 * time.Minute)
+	for _, tc := range []struct {
+		f    Forward
+		want string
+	}{
+		{Forward{ExpiresAt: at(2*time.Hour - 5*time.Second)}, "in 1h59m"},
+		{Forward{ExpiresAt: at(2 * time.Hour)}, "in 2h"},
+		{Forward{ExpiresAt: at(30 * time.Second)}, "in 30s"},
+		{Forward{ExpiresAt: at(26*time.Hour + 3*time.Minute)}, "in 1d2h3m"},
+		{Forward{ExpiresAt: at(-3 * time.Minute), Expired: true}, "expired 3m ago"},
+		{Forward{ExpiresAt: at(time.Hour), RevokedEarly: true, RevokedAt: &revokedAt}, "revoked 5m ago"},
+	} {
+		if got := expiresText(tc.f, now); got != tc.want {
+			t.Errorf("expiresText(expires %s): got %q, want %q", tc.f.ExpiresAt, got, tc.want)
+		}
+	}
+}
+
+func TestWholeMinutesSuggests(t *testing.T) {
+	for text, want := range map[string]string{
+		"2h30s": "try 2h or 2h1m",
+		"30s":   "try 1m",
+		"90m1s": "try 1h30m or 1h31m",
+	} {
+		_, err := wholeMinutes(text)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--for %s: got %v, want it to suggest %q", text, err, want)
 		}
 	}
 }
