@@ -28,7 +28,10 @@ import (
 // network, default 172.31.254.0/30), disk (e.g. usb1), image_url (where the
 // router downloads the image archive; default: uploaded by hand), arch
 // (arm, arm64 or x86; default: read on the router), routeros_user (default
-// tpf). A bad one answers 422 and leaves the token as it was.
+// tpf). A bad one answers 422 and leaves the token as it was; so does a
+// controller URL agents cannot reach (localhost, loopback, unspecified or
+// link-local: a request through localhost without TPF_PUBLIC_URL), in a
+// 422 on controller_url that names TPF_PUBLIC_URL.
 func (s *server) handleInstallScript() authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
 		id, err := pathID(r, "router_id")
@@ -64,7 +67,7 @@ func (s *server) handleInstallScript() authedHandler {
 		// of the same shape.
 		params.AgentToken = "tpfa_" + strings.Repeat("x", 43)
 		if _, err := install.Script(params); err != nil {
-			s.writeError(w, r, installError(err))
+			s.writeError(w, r, installError(err, params.ControllerURL, s.cfg.PublicURL != ""))
 			return
 		}
 		params.AgentToken, err = s.svc.RotateAgentToken(r.Context(), p, id, now)
@@ -111,16 +114,22 @@ func installParams(q url.Values) (install.Params, error) {
 }
 
 // installError turns a parameter the script cannot carry into a 422 on the
-// query parameter of the same name.
-func installError(err error) error {
+// query parameter of the same name. The controller's URL is no parameter
+// but the operator's setting, or the request's own host: the answer names
+// TPF_PUBLIC_URL, which fixes it (a controller fetched through localhost or
+// an internal name would otherwise send every agent to 127.0.0.1).
+func installError(err error, controllerURL string, configured bool) error {
 	var fe *install.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}
 	var errs fleet.Problems
-	if fe.Field == "controller_url" {
-		errs.Add("controller_url", "The controller's URL as this request names it "+fe.Message+"; the operator sets TPF_PUBLIC_URL to fix it.")
-	} else {
+	switch {
+	case fe.Field == "controller_url" && configured:
+		errs.Add("controller_url", "The controller's URL, TPF_PUBLIC_URL ("+controllerURL+"), "+fe.Message+"; the operator sets TPF_PUBLIC_URL to the URL agents reach the controller at.")
+	case fe.Field == "controller_url":
+		errs.Add("controller_url", "The controller's URL as this request names it ("+controllerURL+") "+fe.Message+"; the operator sets TPF_PUBLIC_URL to the URL agents reach the controller at, e.g. https://tpf.example.net.")
+	default:
 		errs.Add(fe.Field, "The "+fleet.FieldLabel(fe.Field)+" field "+fe.Message+".")
 	}
 	return invalid(errs)

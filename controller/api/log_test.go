@@ -38,7 +38,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	t.Parallel()
 	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := newMetricsEnv(t, api.Config{Logger: log, MetricsToken: "metrics-secret-7f3a9c"})
+	e := newMetricsEnv(t, api.Config{Logger: log, MetricsToken: "metrics-secret-7f3a9c", PublicURL: "https://tpf.example.net"})
 
 	const (
 		inBody     = "tpf_BodyLooksLikeAToken0123456789abcdefghijklm"
@@ -73,7 +73,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	secrets = append(secrets, decode[apijson.AgentToken](t, res.body).AgentToken)
 	res = e.installScript("", e.token)
 	script := string(res.body)
-	for _, re := range []*regexp.Regexp{scriptToken, regexp.MustCompile(`TPF_ROUTEROS_PASSWORD"\) "([A-Za-z0-9]+)"`)} {
+	for _, re := range []*regexp.Regexp{scriptToken, regexp.MustCompile(`TPF_ROUTEROS_PASSWORD"\) "([A-Za-z0-9._-]+)"`)} {
 		m := re.FindStringSubmatch(script)
 		if m == nil {
 			t.Fatalf("no %s in the install script:\n%s", re, script)

@@ -529,7 +529,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var h *hub.Hub // set once the env's store exists
-	e := newMetricsEnv(t, api.Config{
+	e := newMetricsEnv(t, api.Config{PublicURL: "https://tpf.example.net",
 		Agents: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }),
 		Edges:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.Edges().ServeHTTP(w, r) }),
 	})

@@ -107,6 +107,13 @@ Or sign in to the fleet views at http://%[1]s/ with the token, or use the comman
 
   TPF_URL=http://%[1]s TPF_TOKEN=%[2]s bin/tpfctl status
 
+No agent runs for the demo router here, so its forwards stay "pending": the API,
+the views and the expiry clock work, nothing reaches a device. To see the whole
+path (an emulated router with its agent, and a device to reach), stop this and
+run make demo; to connect a real router, add it (POST /api/routers) and install
+its agent (container/README.md). Ctrl-C stops the controller; make stop stops
+its PostgreSQL too.
+
 `, set.listen, token, state.path("api-token"), routerID, quickRouter, quickRegion)
 	return serve(ctx, pool, set, false, set.logger(stderr), nil)
 }

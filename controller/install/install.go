@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	_ "embed"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -112,8 +113,10 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 // commands: none of them may hold a quote, a dollar sign, a backslash, a
 // question mark, whitespace or a brace.
 var (
-	safeToken    = regexp.MustCompile(`^[A-Za-z0-9_-]{8,200}$`)
-	safePassword = regexp.MustCompile(`^[A-Za-z0-9]{12,64}$`)
+	safeToken = regexp.MustCompile(`^[A-Za-z0-9_-]{8,200}$`)
+	// safePassword is passwordAlphabet's characters; checkPassword also
+	// wants one of each of its four categories.
+	safePassword = regexp.MustCompile(`^[A-Za-z0-9._-]{12,64}$`)
 	safeUser     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
 	safeDisk     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$`)
 	safeURL      = regexp.MustCompile(`^[A-Za-z0-9._~:/%@+,;=\[\]-]+$`)
@@ -124,13 +127,18 @@ var (
 // data is what the template sees: Params checked and with defaults filled.
 type data struct {
 	ControllerURL, AgentToken, RouterID, Name, File string
-	User, Password, Policy                          string
-	RouterAddr, ContainerAddr                       netip.Addr
-	Bits                                            int
-	Disk, Dir, ImageURL, Arch, Platform             string
-	Host                                            netip.Addr
-	Generated                                       string
-	TunnelEndpoint                                  string
+	// PlainHTTP: the controller URL is http, which the script warns about.
+	PlainHTTP                           bool
+	User, Password, Policy              string
+	RouterAddr, ContainerAddr           netip.Addr
+	Bits                                int
+	Disk, Dir, ImageURL, Arch, Platform string
+	Host                                netip.Addr
+	// AgentAddr is where the agent reaches the router's API from: Host off
+	// the router, else ContainerAddr.
+	AgentAddr      netip.Addr
+	Generated      string
+	TunnelEndpoint string
 }
 
 func (p Params) check() (data, error) {
@@ -152,6 +160,7 @@ func (p Params) check() (data, error) {
 		return d, &FieldError{"controller_url", err.Error()}
 	}
 	d.ControllerURL = u
+	d.PlainHTTP = strings.HasPrefix(u, "http:")
 	if !safeToken.MatchString(p.AgentToken) {
 		return d, &FieldError{"agent_token", "must be a tpf agent token"}
 	}
@@ -163,8 +172,8 @@ func (p Params) check() (data, error) {
 	if !safeUser.MatchString(d.User) || strings.EqualFold(d.User, "admin") {
 		return d, &FieldError{"routeros_user", "must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit, and not admin"}
 	}
-	if !safePassword.MatchString(p.Password) {
-		return d, &FieldError{"password", "must be 12 to 64 letters and digits; use NewPassword"}
+	if !checkPassword(p.Password) {
+		return d, &FieldError{"password", "must be 12 to 64 characters with at least one upper-case letter, lower-case letter, digit and one of " + passwordSymbols + "; use NewPassword"}
 	}
 	d.Password = p.Password
 
@@ -172,6 +181,7 @@ func (p Params) check() (data, error) {
 		if !p.Host.Is4() || !p.Host.IsGlobalUnicast() {
 			return d, &FieldError{"host", "must be the IPv4 unicast address the agent's host reaches the router from"}
 		}
+		d.AgentAddr = p.Host
 		return d, nil
 	}
 
@@ -184,6 +194,7 @@ func (p Params) check() (data, error) {
 	}
 	d.RouterAddr = sub.Addr().Next()
 	d.ContainerAddr = d.RouterAddr.Next()
+	d.AgentAddr = d.ContainerAddr
 	d.Bits = sub.Bits()
 	if !d.RouterAddr.IsGlobalUnicast() && !d.RouterAddr.IsPrivate() {
 		return d, &FieldError{"subnet", "must be a unicast network, e.g. 172.31.254.0/30"}
@@ -223,7 +234,34 @@ func checkURL(s string) (string, error) {
 	case !safeURL.MatchString(s):
 		return "", fmt.Errorf("holds characters a RouterOS script cannot carry safely")
 	}
+	if err := reachable(u.Hostname()); err != nil {
+		return "", err
+	}
 	return s, nil
+}
+
+// errUnreachable: to an agent (in a router's container, or on a host beside
+// it) and to the router's /tool/fetch, these hosts are its own machine, or
+// no machine at all, never the controller.
+var errUnreachable = errors.New("must name a host that routers and agents can reach, not localhost or a loopback, unspecified, link-local or multicast address (to an agent, those are its own machine or none)")
+
+// reachable refuses hosts that cannot be another machine: localhost (and
+// *.localhost, RFC 6761), and loopback, unspecified, link-local and
+// multicast IP addresses, IPv4-mapped ones included.
+func reachable(host string) error {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return errUnreachable
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return nil // a name: whether it resolves is the operator's business
+	}
+	a = a.Unmap()
+	if a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.IsMulticast() {
+		return errUnreachable
+	}
+	return nil
 }
 
 // text makes free text (a router's name) safe for a comment line.
@@ -318,26 +356,69 @@ func quote(s string) string {
 	return b.String()
 }
 
-// passwordAlphabet has letters and digits only, so a password needs no
-// quoting anywhere a RouterOS script carries it.
-const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+// passwordSymbols are the password's fourth category. RouterOS's
+// /user/settings minimum-categories=4 wants a symbol besides upper-case,
+// lower-case and digit. These three are plain characters inside a RouterOS
+// double-quoted string (where only the double quote, the backslash, which
+// starts an escape such as \_ for a space, the dollar sign and, typed
+// into a terminal, the question mark are special), in a systemd
+// EnvironmentFile and in a shell word, so no copy of the password ever
+// needs escaping.
+const passwordSymbols = "-_."
 
-// NewPassword returns a random password for the agent's RouterOS user: 24
-// letters and digits, about 143 bits.
-func NewPassword() string {
-	b := make([]byte, 24)
-	out := make([]byte, len(b))
-	for i := 0; i < len(out); {
-		if _, err := rand.Read(b); err != nil {
-			panic("crypto/rand: " + err.Error()) // never fails on supported platforms
-		}
-		for _, c := range b {
-			// 248 = 4*62: reject the top bytes so every letter is equally likely.
-			if c < 248 && i < len(out) {
-				out[i] = passwordAlphabet[int(c)%len(passwordAlphabet)]
-				i++
-			}
+// passwordAlphabet is what passwords are made of: letters, digits and
+// passwordSymbols, nothing that needs quoting or escaping where a script
+// carries a password.
+const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + passwordSymbols
+
+// checkPassword: passwordAlphabet only, 12 to 64 long, and each of the four
+// categories at least once (what RouterOS's strictest policy wants).
+func checkPassword(pw string) bool {
+	if !safePassword.MatchString(pw) {
+		return false
+	}
+	var upper, lower, digit, symbol bool
+	for _, c := range pw {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= 'a' && c <= 'z':
+			lower = true
+		case c >= '0' && c <= '9':
+			digit = true
+		default:
+			symbol = true
 		}
 	}
-	return string(out)
+	return upper && lower && digit && symbol
+}
+
+// NewPassword returns a random password for the agent's RouterOS user: 24
+// characters of passwordAlphabet (65), about 144 bits, with at least one
+// upper-case letter, lower-case letter, digit and symbol, so that routers
+// with /user/settings minimum-categories=4 take it. It draws whole
+// passwords until one has all four, which keeps every such password equally
+// likely.
+func NewPassword() string {
+	const n = 24
+	// 195 = 3*65: reject the top bytes so every character is equally likely.
+	const limit = 256 - 256%len(passwordAlphabet)
+	b := make([]byte, n)
+	out := make([]byte, n)
+	for {
+		for i := 0; i < n; {
+			if _, err := rand.Read(b); err != nil {
+				panic("crypto/rand: " + err.Error()) // never fails on supported platforms
+			}
+			for _, c := range b {
+				if int(c) < limit && i < n {
+					out[i] = passwordAlphabet[int(c)%len(passwordAlphabet)]
+					i++
+				}
+			}
+		}
+		if pw := string(out); checkPassword(pw) {
+			return pw
+		}
+	}
 }

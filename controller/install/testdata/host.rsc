@@ -13,6 +13,8 @@
 # It removes an earlier tpf-agent install, then creates
 #  - user group tpf-agent with policy read, write and api only, and user tpf in it,
 #    who may log in only from 192.168.88.10,
+#  - the api service on, for 192.168.88.10 only if it was off; if it accepts only some
+#    addresses, 192.168.88.10 is added to them,
 #  - a firewall input rule that lets 192.168.88.10 reach the RouterOS API,
 # and prints the environment file for the agent on the host. Set the host up as
 # container/README.md says, section Off the router (MIPS).
@@ -26,25 +28,39 @@
 /interface/bridge/port/remove [find where comment="tpf-agent"]
 /interface/bridge/remove [find where name="tpf-agent"]
 :put "tpf: RouterOS API service"
+:local apiAllow "192.168.88.10/32"
 :if ([/ip/service/get api disabled]) do={
-  /ip/service/set api disabled=no
-  :put "tpf: enabled the api service; it was off"
+  /ip/service/set api disabled=no address=$apiAllow
+  :put ("tpf: enabled the api service, which was off, for " . $apiAllow . " only")
+} else={
+  :local cur [/ip/service/get api address]
+  :if ([:len $cur] > 0) do={
+    :local have false
+    :local list ""
+    :foreach a in=$cur do={
+      :if ([:tostr $a] = $apiAllow || [:tostr $a] = "192.168.88.10") do={ :set have true }
+      :set list ($list . [:tostr $a] . ",")
+    }
+    :if (!$have) do={
+      /ip/service/set api address=($list . $apiAllow)
+      :put ("tpf: the api service accepts only some addresses; added " . $apiAllow . " to them")
+    }
+  }
 }
 :local apiPort [/ip/service/get api port]
-:if ([:len [/ip/service/get api address]] > 0) do={ :put "tpf: warning: the api service accepts only some addresses (/ip/service api address=); add 192.168.88.10 to them" }
 /ip/firewall/filter/add chain=input action=accept protocol=tcp src-address=192.168.88.10 dst-port=$apiPort comment="tpf-agent: RouterOS API from the agent host"
 :local ours [/ip/firewall/filter/find where comment~"^tpf-agent"]
-:local first [/ip/firewall/filter/find where chain="input" && !dynamic]
-:if ([:len $first] > 1) do={ /ip/firewall/filter/move $ours destination=[:pick $first 0] }
+:local others [/ip/firewall/filter/find where chain="input" && !dynamic && !(comment~"^tpf-agent")]
+:if ([:len $others] > 0) do={ /ip/firewall/filter/move $ours destination=[:pick $others 0] }
 :put "tpf: RouterOS user tpf in group tpf-agent"
 /user/group/add name=tpf-agent policy=read,write,api,!local,!telnet,!ssh,!ftp,!reboot,!policy,!test,!winbox,!password,!web,!sniff,!sensitive,!romon comment="tpf-agent: NAT rules through the API, nothing else"
-/user/add name=tpf group=tpf-agent password="aEkUAFAd93v2HTR26gCqKZ4P" address=192.168.88.10/32 comment=tpf-agent
+/user/add name=tpf group=tpf-agent password="aEkUAFAd93v2_HTR26gCq.KZ4" address=192.168.88.10/32 comment=tpf-agent
 :put "tpf: done. Put these lines into the agent's environment file on 192.168.88.10,"
 :put "tpf: for example /etc/tpf-agent/branch-7-hAP-ax3.env, readable only by root:"
 :put ""
 :put "TPF_CONTROLLER_URL=https://tpf.example.net"
 :put "TPF_AGENT_TOKEN=tpfa_Zm9vYmFyYmF6cXV4cXV1eHh5ejAxMjM0NTY3ODlhYmM"
 :put "TPF_ROUTEROS_USER=tpf"
-:put "TPF_ROUTEROS_PASSWORD=aEkUAFAd93v2HTR26gCqKZ4P"
+:put "TPF_ROUTEROS_PASSWORD=aEkUAFAd93v2_HTR26gCq.KZ4"
 :put ("# TPF_ROUTEROS_ADDRESS=<this router's address>:" . $apiPort . "  (default: the host's default gateway, port 8728)")
 }

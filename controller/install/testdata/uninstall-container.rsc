@@ -11,6 +11,7 @@
 }
 :if ([:len [/container/find where comment="tpf-agent"]] > 0) do={ :error "tpf: the tpf-agent container did not stop: stop and remove it by hand, then run this again" }
 /container/envs/remove [find where key~"^TPF_"]
+/interface/bridge/port/remove [find where interface="veth-tpf-agent"]
 /interface/veth/remove [find where name="veth-tpf-agent"]
 /user/remove [find where group="tpf-agent"]
 /user/group/remove [find where name="tpf-agent"]
