@@ -13,7 +13,7 @@ all: build
 
 ## build: the programs, into bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./controller/cmd/... ./agent/cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./controller/cmd/... ./agent/cmd/... ./e2e/cmd/...
 
 ## run: the controller on http://127.0.0.1:8080, on $DATABASE_URL or a private PostgreSQL in .data/
 run: build
@@ -25,6 +25,7 @@ run: build
 
 ## demo: the whole path on one machine, without root: controller and edge,
 ## an emulated router, its agent and a demo device; prints how to connect
+## (bin/tpf-demo, built from e2e/cmd/tpf-demo)
 demo: build
 	@set -e; \
 	if [ -z "$$DATABASE_URL" ]; then \
@@ -58,17 +59,17 @@ generate: $(SQLC)
 check-generated: $(SQLC)
 	cd sql && $(SQLC) diff
 
-## bench: the store and API benchmarks against a throwaway PostgreSQL
+## bench: the store and API benchmarks, and the end-to-end ones in e2e/, against a throwaway PostgreSQL
 bench: build
 	@set -e; \
 	dir=$$(mktemp -d /tmp/tpf-bench.XXXXXX); chmod 755 $$dir; \
 	trap 'bin/tpf-devdb stop $$dir/pg >/dev/null 2>&1 || true; rm -rf $$dir' EXIT; \
 	url=$$(bin/tpf-devdb start -ephemeral $$dir/pg); \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench Forwards -benchmem -count 5 ./controller/api/; \
-	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToRule -benchtime 100x ./agent/daemon/; \
-	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench AgentMemory -benchtime 1x ./agent/daemon/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToRule -benchtime 100x ./e2e/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench AgentMemory -benchtime 1x ./e2e/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench MemoryPerAgent -benchtime 1x ./controller/hub/; \
-	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToConnect -benchtime 100x ./controller/edge/
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToConnect -benchtime 100x ./e2e/
 
 ## dist: static, stripped tpf-agent binaries for every router architecture, with SHA256SUMS, into dist/
 # linux/arm is ARMv7 (GOARM=7); MIPS is soft-float (GOMIPS=softfloat), as MIPS routers have no FPU.

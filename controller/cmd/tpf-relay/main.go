@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -88,7 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	targetAP := ta.AddrPort()
 
-	eng, err := relay.New(relay.Config{DialTimeout: *dialTimeout, Logger: log})
+	loops, _ := strconv.Atoi(os.Getenv("XLOOPS")) // EXPERIMENT
+	eng, err := relay.New(relay.Config{DialTimeout: *dialTimeout, Logger: log, Loops: loops})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package daemon_test
+package e2e
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,19 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/tpf-dev/tpf/agent/daemon"
 	"github.com/tpf-dev/tpf/agent/routeros"
 	"github.com/tpf-dev/tpf/agent/routerostest"
 	"github.com/tpf-dev/tpf/controller/api"
 	"github.com/tpf-dev/tpf/controller/expiry"
 	"github.com/tpf-dev/tpf/controller/fleet"
-	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
-	"github.com/tpf-dev/tpf/shared/forward"
 )
 
 // cluster is a controller of one or more replicas on one PostgreSQL
@@ -44,14 +39,6 @@ type cluster struct {
 	apiToken string
 	sites    []*site
 	client   *http.Client
-}
-
-// replica is one controller replica.
-type replica struct {
-	pool *pgxpool.Pool
-	st   *store.Store
-	hub  *hub.Hub
-	srv  *httptest.Server
 }
 
 // site is one router: its row, its emulated RouterOS and its agent token.
@@ -74,7 +61,6 @@ type clusterConfig struct {
 // start with startAgents.
 func newCluster(tb testing.TB, cfg clusterConfig) *cluster {
 	tb.Helper()
-	ctx := context.Background()
 	c := &cluster{
 		tb: tb, clock: &offsetClock{}, logs: &logBuffer{},
 		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
@@ -90,52 +76,23 @@ func newCluster(tb testing.TB, cfg clusterConfig) *cluster {
 		if i > 0 {
 			pool = storetest.Reopen(tb, first)
 		}
-		r := &replica{pool: pool, st: store.New(pool)}
 		rlog := log.With("replica", i)
-		r.hub = hub.New(forwards.New(r.st), hub.Config{Now: c.clock.Now, Heartbeat: 5 * time.Second, Logger: rlog})
-		r.hub.Start(ctx)
-		clock := expiry.New(forwards.New(r.st), expiry.Config{Now: c.clock.Now, Interval: 200 * time.Millisecond, Logger: rlog})
-		clock.Start(ctx)
-		r.srv = httptest.NewServer(api.NewServer(r.st, api.Config{
-			Agents: r.hub, Now: c.clock.Now, Logger: rlog, MinExpireMinutes: cfg.minExpireMinutes,
+		c.replicas = append(c.replicas, startReplica(tb, pool, store.New(pool), replicaConfig{
+			hub:    hub.Config{Now: c.clock.Now, Heartbeat: 5 * time.Second, Logger: rlog},
+			expiry: &expiry.Config{Now: c.clock.Now, Interval: 200 * time.Millisecond, Logger: rlog},
+			api:    api.Config{Now: c.clock.Now, Logger: rlog, MinExpireMinutes: cfg.minExpireMinutes},
 		}))
-		tb.Cleanup(func() {
-			clock.Stop()
-			r.hub.Stop()
-			r.srv.Close()
-		})
-		c.replicas = append(c.replicas, r)
 	}
 
-	st := c.replicas[0].st
 	now := c.clock.Now().UTC().Truncate(time.Second)
-	if _, err := st.CreateRegion(ctx, fleet.Region{
+	tn := newTenant(tb, c.replicas[0].st, fleet.Region{
 		ID: "eu1", EntryPoint: "eu1.example.net", Ports: fleet.PortRange{Min: 20000, Max: 59999},
-		EdgeTunnelAddress: netip.MustParseAddr(edgeAddr), CreatedAt: now,
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	_, token, err := st.CreateAccount(ctx, "acme", now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.apiToken = token
-	p, err := st.Authenticate(ctx, token)
-	if err != nil {
-		tb.Fatal(err)
-	}
+		EdgeTunnelAddress: netip.MustParseAddr(edgeAddr),
+	}, now)
+	c.apiToken = tn.apiToken
 	for i := range cfg.routers {
-		r, agentToken, err := forwards.New(st).CreateRouter(ctx, p, forwards.NewRouter{
-			Name: fmt.Sprintf("r%d", i), Region: "eu1", TunnelAddress: netip.AddrFrom4([4]byte{10, 99, 1, byte(1 + i)}),
-		}, now)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ros := routerostest.New(routerostest.Config{Version: "7.18.2", Users: map[string]string{"tpf": "s3cret"}})
-		if err := ros.Start("127.0.0.1:0"); err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { ros.Close() })
+		r, agentToken := tn.addRouter(tb, fmt.Sprintf("r%d", i), "eu1", netip.AddrFrom4([4]byte{10, 99, 1, byte(1 + i)}), now)
+		ros := startRouterOS(tb, routerostest.Config{Version: "7.18.2", Users: map[string]string{"tpf": "s3cret"}})
 		c.sites = append(c.sites, &site{router: r, token: agentToken, ros: ros})
 	}
 	return c
@@ -147,10 +104,8 @@ func newCluster(tb testing.TB, cfg clusterConfig) *cluster {
 // the sets it sends, not from the cluster's offsetClock.
 func (c *cluster) startAgents(resync time.Duration) {
 	c.tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	for _, s := range c.sites {
-		d, err := daemon.New(daemon.Config{
+		startAgent(c.tb, daemon.Config{
 			ControllerURL: c.replicas[0].srv.URL,
 			Token:         s.token,
 			Router:        routeros.Config{Address: s.ros.Addr(), User: "tpf", Password: "s3cret", Timeout: 5 * time.Second},
@@ -158,12 +113,7 @@ func (c *cluster) startAgents(resync time.Duration) {
 			Resync:        resync,
 			Heartbeat:     5 * time.Second,
 		})
-		if err != nil {
-			c.tb.Fatal(err)
-		}
-		wg.Go(func() { d.Run(ctx) })
 	}
-	c.tb.Cleanup(func() { cancel(); wg.Wait() })
 	c.waitFor("every agent to connect", 30*time.Second, func() bool {
 		for _, s := range c.sites {
 			if !c.replicas[0].hub.Connected(s.router.ID) {
@@ -322,11 +272,7 @@ func (c *cluster) countForwards(query string, status fleet.Status) int {
 func (c *cluster) tpfRules() int {
 	n := 0
 	for _, s := range c.sites {
-		for _, r := range s.ros.NAT() {
-			if forward.IsTPF(r["comment"]) {
-				n++
-			}
-		}
+		n += len(tpfRules(s.ros))
 	}
 	return n
 }
@@ -367,14 +313,10 @@ func (c *cluster) settled(within time.Duration) {
 // waitFor polls cond until it holds or within has passed.
 func (c *cluster) waitFor(what string, within time.Duration, cond func() bool) {
 	c.tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.tb.Fatalf("timed out after %v waiting for %s; forwards not removed: %d, tpf rules: %d, routers behind: %v\ncontroller log:\n%s",
-				within, what, c.forwardsNotIn(fleet.StatusRemoved), c.tpfRules(), c.staleRouters(), c.logs.head(40))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(c.tb, what, within, 50*time.Millisecond, cond, func() string {
+		return fmt.Sprintf("forwards not removed: %d, tpf rules: %d, routers behind: %v\ncontroller log:\n%s",
+			c.forwardsNotIn(fleet.StatusRemoved), c.tpfRules(), c.staleRouters(), c.logs.head(40))
+	})
 }
 
 // controllerFailures returns the controller's log lines that say a

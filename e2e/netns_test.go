@@ -1,4 +1,4 @@
-package edge_test
+package e2e
 
 import (
 	"bufio"
@@ -123,10 +123,10 @@ func TestNamespaces(t *testing.T) {
 		s.endsWithin(t, 1500*time.Millisecond)
 	})
 
-	// A forward that expires a few seconds from now (created through the
+	// A forward that expires 15 seconds from now (created through the
 	// store to backdate it), while the controller is down.
 	short, err := forwards.New(st).CreateForward(ctx, p, router.ID, fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
-		AllowFrom: netip.MustParsePrefix("10.10.1.2/32"), Duration: 10 * time.Minute}, time.Now().UTC().Truncate(time.Second).Add(-10*time.Minute+6*time.Second))
+		AllowFrom: netip.MustParsePrefix("10.10.1.2/32"), Duration: 10 * time.Minute}, time.Now().UTC().Truncate(time.Second).Add(-10*time.Minute+15*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func buildBinaries(t *testing.T) func(string) string {
 	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/tpf-controller", "../../agent/cmd/tpf-agent", "../../agent/cmd/tpf-routeros-emulator")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../controller/cmd/tpf-controller", "../agent/cmd/tpf-agent", "../agent/cmd/tpf-routeros-emulator")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-package daemon_test
+package e2e
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log"
-	"net"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -28,55 +27,30 @@ import (
 // world is a controller (store and hub on real PostgreSQL), an emulated
 // router and its agent, all on loopback.
 type world struct {
-	t          testing.TB
-	st         *store.Store
-	p          fleet.Principal
+	t testing.TB
+	tenant
 	router     fleet.Router
 	agentToken string
-	apiToken   string
 	ros        *routerostest.Server
-	ctrl       *httptest.Server
-	hub        *hub.Hub
+	ctl        *replica         // the controller now running
+	ctrl       *httptest.Server // ctl's API
+	hub        *hub.Hub         // ctl's hub
 	agentTLS   *tls.Config      // how the agent verifies the controller; nil: system roots
 	agentClock func() time.Time // the agent's (router's) clock; nil: time.Now
-	stopAgent  context.CancelFunc
-	agentDone  chan struct{}
+	stopAgent  func()
 }
-
-const (
-	tunnelAddr = "10.99.0.2"
-	edgeAddr   = "10.99.0.1"
-)
 
 func newWorld(t testing.TB, version string) *world {
 	t.Helper()
-	ctx := context.Background()
-	w := &world{t: t, st: store.New(storetest.New(t))}
 	now := time.Now().UTC().Truncate(time.Second)
-	if _, err := w.st.CreateRegion(ctx, fleet.Region{
+	w := &world{t: t}
+	w.tenant = newTenant(t, store.New(storetest.New(t)), fleet.Region{
 		ID: "eu1", EntryPoint: "eu1.example.net", Ports: fleet.PortRange{Min: 50000, Max: 59999},
-		EdgeTunnelAddress: netip.MustParseAddr(edgeAddr), CreatedAt: now,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := w.st.CreateAccount(ctx, "acme", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.apiToken = token
-	if w.p, err = w.st.Authenticate(ctx, token); err != nil {
-		t.Fatal(err)
-	}
-	w.router, w.agentToken, err = forwards.New(w.st).CreateRouter(ctx, w.p, forwards.NewRouter{Name: "r1", Region: "eu1", TunnelAddress: netip.MustParseAddr(tunnelAddr)}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+		EdgeTunnelAddress: netip.MustParseAddr(edgeAddr),
+	}, now)
+	w.router, w.agentToken = w.addRouter(t, "r1", "eu1", netip.MustParseAddr(tunnelAddr), now)
 
-	w.ros = routerostest.New(routerostest.Config{Version: version, Users: map[string]string{"tpf": "s3cret"}})
-	if err := w.ros.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.ros.Close() })
+	w.ros = startRouterOS(t, routerostest.Config{Version: version, Users: map[string]string{"tpf": "s3cret"}})
 	// The router's own rules, which tpf must never touch.
 	w.ros.AddNAT(map[string]string{"chain": "dstnat", "action": "dst-nat", "protocol": "tcp", "dst-port": "443", "to-addresses": "192.168.88.10", "comment": "web server"})
 	w.ros.AddNAT(map[string]string{"chain": "srcnat", "action": "masquerade", "out-interface": "ether1"})
@@ -88,32 +62,23 @@ func newWorld(t testing.TB, version string) *world {
 // startController starts the controller's API and agent endpoint; after the
 // first start it comes back on the same address, like a restarted controller.
 func (w *world) startController() {
-	w.hub = hub.New(forwards.New(w.st), hub.Config{Heartbeat: time.Second})
-	w.hub.Start(context.Background())
-	srv := httptest.NewUnstartedServer(api.NewServer(w.st, api.Config{Agents: w.hub}))
+	cfg := replicaConfig{hub: hub.Config{Heartbeat: time.Second}}
 	if w.ctrl != nil {
-		ln, err := net.Listen("tcp", w.ctrl.Listener.Addr().String())
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		srv.Listener.Close()
-		srv.Listener = ln
+		cfg.addr = w.ctrl.Listener.Addr().String()
 	}
-	srv.Start()
-	w.ctrl = srv
-	w.t.Cleanup(w.stopController)
+	w.ctl = startReplica(w.t, nil, w.st, cfg)
+	w.ctrl, w.hub = w.ctl.srv, w.ctl.hub
 }
 
 func (w *world) stopController() {
-	if w.ctrl != nil {
-		w.hub.Stop()
-		w.ctrl.Close()
+	if w.ctl != nil {
+		w.ctl.stop()
 	}
 }
 
 func (w *world) startAgent(controllerURL string) {
 	w.t.Helper()
-	d, err := daemon.New(daemon.Config{
+	w.stopAgent = startAgent(w.t, daemon.Config{
 		ControllerURL: controllerURL,
 		Token:         w.agentToken,
 		ControllerTLS: w.agentTLS,
@@ -123,20 +88,11 @@ func (w *world) startAgent(controllerURL string) {
 		Resync:        200 * time.Millisecond,
 		Heartbeat:     time.Second,
 	})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); d.Run(ctx) }()
-	w.stopAgent, w.agentDone = cancel, done
-	w.t.Cleanup(w.killAgent)
 }
 
 func (w *world) killAgent() {
 	if w.stopAgent != nil {
 		w.stopAgent()
-		<-w.agentDone
 		w.stopAgent = nil
 	}
 }
@@ -156,7 +112,7 @@ func (w *world) create(created time.Time, minutes int, masquerade bool) fleet.Fo
 // tpfRules returns the emulated router's tpf rules by forward id and chain.
 func (w *world) tpfRules() map[string]map[string]string {
 	out := map[string]map[string]string{}
-	for _, r := range w.ros.NAT() {
+	for _, r := range tpfRules(w.ros) {
 		if tag, err := forward.ParseTag(r["comment"]); err == nil {
 			out[tag.ID+"/"+r["chain"]] = r
 		}
@@ -176,13 +132,7 @@ func (w *world) foreignRules() []string {
 
 func (w *world) eventually(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s; router NAT: %v", what, w.ros.NAT())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(w.t, what, 15*time.Second, 20*time.Millisecond, cond, func() string { return fmt.Sprintf("router NAT: %v", w.ros.NAT()) })
 }
 
 func (w *world) status(id fleet.Forward) fleet.Status {

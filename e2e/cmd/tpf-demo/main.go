@@ -4,6 +4,10 @@
 // 127.0.0.2, the router's agent, and a small web server standing in for the
 // LAN device 192.168.88.43:80. It creates a forward through the API and
 // prints the command that connects through it. `make demo` runs it.
+//
+// It lives in e2e because it composes both trees in one process (the
+// controller's cli with the agent's daemon and the RouterOS emulator); only
+// e2e may import both.
 package main
 
 import (

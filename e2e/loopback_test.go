@@ -1,4 +1,4 @@
-package edge_test
+package e2e
 
 import (
 	"bufio"
@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,9 +23,9 @@ import (
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/hub"
-	"github.com/tpf-dev/tpf/controller/link"
 	"github.com/tpf-dev/tpf/controller/store"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
+	"github.com/tpf-dev/tpf/shared/peerlink"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -37,8 +37,7 @@ type loopback struct {
 	t        testing.TB
 	edgeBind string // 127.0.N.1: the edge's listeners
 	tunnel   string // 127.0.N.2: the router's tunnel address
-	st       *store.Store
-	p        fleet.Principal
+	tenant
 	router   fleet.Router
 	hub      *hub.Hub
 	ros      *routerostest.Server
@@ -57,59 +56,36 @@ const portMin, portMax = 20000, 31999
 
 func newLoopback(t testing.TB, edgeCfg edge.Config) *loopback {
 	t.Helper()
-	ctx := context.Background()
 	n := 10 + nextHost.Add(1)
-	l := &loopback{t: t, st: store.New(storetest.New(t)), edgeBind: fmt.Sprintf("127.0.%d.1", n), tunnel: fmt.Sprintf("127.0.%d.2", n)}
+	l := &loopback{t: t, edgeBind: fmt.Sprintf("127.0.%d.1", n), tunnel: fmt.Sprintf("127.0.%d.2", n)}
 	now := time.Now().UTC().Truncate(time.Second)
-	if _, err := l.st.CreateRegion(ctx, fleet.Region{
+	l.tenant = newTenant(t, store.New(storetest.New(t)), fleet.Region{
 		ID: "local", EntryPoint: l.edgeBind, Ports: fleet.PortRange{Min: portMin, Max: portMax},
-		EdgeTunnelAddress: netip.MustParseAddr("127.0.0.1"), CreatedAt: now,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.st.SetEdgeManaged(ctx, "local"); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := l.st.CreateAccount(ctx, "acme", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.p, err = l.st.Authenticate(ctx, token); err != nil {
+		EdgeTunnelAddress: netip.MustParseAddr("127.0.0.1"),
+	}, now)
+	if err := l.st.SetEdgeManaged(context.Background(), "local"); err != nil {
 		t.Fatal(err)
 	}
 	var agentToken string
-	l.router, agentToken, err = forwards.New(l.st).CreateRouter(ctx, l.p, forwards.NewRouter{Name: "r1", Region: "local", TunnelAddress: netip.MustParseAddr(l.tunnel)}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.router, agentToken = l.addRouter(t, "r1", "local", netip.MustParseAddr(l.tunnel), now)
 
 	// The controller: API and hub.
-	l.hub = hub.New(forwards.New(l.st), hub.Config{Heartbeat: time.Second, EdgeLimits: syncproto.Limits{MaxConnections: 4}})
-	l.hub.Start(ctx)
-	ctrl := httptest.NewServer(api.NewServer(l.st, api.Config{Agents: l.hub, AllowSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
-	t.Cleanup(func() { l.hub.Stop(); ctrl.Close() })
+	ctl := startReplica(t, nil, l.st, replicaConfig{
+		hub: hub.Config{Heartbeat: time.Second, EdgeLimits: syncproto.Limits{MaxConnections: 4}},
+		api: api.Config{AllowSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+	})
+	l.hub = ctl.hub
 
 	// The LAN device and the router.
 	dev := echoServer(t)
-	l.ros = routerostest.New(routerostest.Config{
+	l.ros = startRouterOS(t, routerostest.Config{
 		Users:   map[string]string{"tpf": "pw"},
 		UserNAT: &routerostest.UserNAT{Map: func(netip.AddrPort) netip.AddrPort { return dev }},
 	})
-	if err := l.ros.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.ros.Close() })
-	d, err := daemon.New(daemon.Config{
-		ControllerURL: ctrl.URL, Token: agentToken, Resync: 500 * time.Millisecond,
+	startAgent(t, daemon.Config{
+		ControllerURL: ctl.srv.URL, Token: agentToken, Resync: 500 * time.Millisecond,
 		Router: routeros.Config{Address: l.ros.Addr(), User: "tpf", Password: "pw"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan struct{})
-	go func() { defer close(agentDone); d.Run(actx) }()
-	t.Cleanup(func() { stopAgent(); <-agentDone })
 
 	l.startEdge(edgeCfg)
 	return l
@@ -125,7 +101,7 @@ func (l *loopback) startEdge(cfg edge.Config) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	hubEnd, edgeEnd := link.Pipe()
+	hubEnd, edgeEnd := peerlink.Pipe()
 	go l.hub.ServeEdge(ctx, "local", hubEnd)
 	go func() { defer close(done); e.Run(ctx, edgeEnd) }()
 	l.edge, l.stopEdge, l.edgeDone = e, cancel, done
@@ -172,19 +148,16 @@ func (l *loopback) status(f fleet.Forward) fleet.Status {
 
 func (l *loopback) eventually(what string, cond func() bool) {
 	l.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			fs, _ := l.st.ForwardHistory(context.Background(), l.p.AccountID, l.router.ID, false, 10, time.Now())
-			for _, f := range fs {
-				l.t.Logf("forward %s: status %s, router error %q, edge error %q", f.ID, f.StatusAt(time.Now()), f.RouterError, f.EdgeError)
-			}
-			r, _ := l.st.Region(context.Background(), "local")
-			l.t.Logf("edge: %+v; router NAT: %v; edge ports %v", r.Edge, l.ros.NAT(), l.edge.Ports())
-			l.t.Fatalf("timed out waiting for %s", what)
+	waitUntil(l.t, what, 15*time.Second, 10*time.Millisecond, cond, func() string {
+		var b strings.Builder
+		fs, _ := l.st.ForwardHistory(context.Background(), l.p.AccountID, l.router.ID, false, 10, time.Now())
+		for _, f := range fs {
+			fmt.Fprintf(&b, "forward %s: status %s, router error %q, edge error %q\n", f.ID, f.StatusAt(time.Now()), f.RouterError, f.EdgeError)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		r, _ := l.st.Region(context.Background(), "local")
+		fmt.Fprintf(&b, "edge: %+v; router NAT: %v; edge ports %v", r.Edge, l.ros.NAT(), l.edge.Ports())
+		return b.String()
+	})
 }
 
 // dial connects to the entry point from source (an address of lo).

@@ -1,4 +1,4 @@
-package daemon_test
+package e2e
 
 import (
 	"encoding/json"
@@ -34,7 +34,7 @@ var topologies = []struct {
 // Each worker runs b.N cycles, or 500 when b.N is 1 (the default
 // -benchtime runs it once):
 //
-//	go test ./agent/daemon/ -run '^$' -bench MixedLoad -benchtime=1x
+//	go test ./e2e/ -run '^$' -bench MixedLoad -benchtime=1x
 func BenchmarkMixedLoad(b *testing.B) {
 	for _, top := range topologies {
 		b.Run(top.name, func(b *testing.B) {

@@ -1,4 +1,4 @@
-package daemon_test
+package e2e
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tpf-dev/tpf/controller/edge"
 )
 
 // BenchmarkTimeToRule measures the time from the API's answer to a POST to
@@ -24,8 +26,8 @@ import (
 func BenchmarkTimeToRule(b *testing.B) {
 	w := newWorld(b, "7.18.2")
 	w.startAgent(w.ctrl.URL)
-	body := []byte(`{"expire_after_minutes":60,"dst_port":22,"dst_address":"192.168.88.43","allow_from":"81.2.69.0/24"}`)
-	url := w.ctrl.URL + "/api/routers/" + w.router.ID.String() + "/transient-forwarding"
+	body := createBody(60)
+	url := w.ctrl.URL + forwardsPath(w.router)
 	var took []time.Duration
 	for b.Loop() {
 		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
@@ -59,7 +61,7 @@ func BenchmarkTimeToRule(b *testing.B) {
 // once it has held them for a few passes.
 func BenchmarkAgentMemory(b *testing.B) {
 	bin := filepath.Join(b.TempDir(), "tpf-agent")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "../cmd/tpf-agent")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "../agent/cmd/tpf-agent")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
@@ -96,6 +98,43 @@ func BenchmarkAgentMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(rss)/1024, "MiB-RSS")
 	}
+}
+
+// BenchmarkTimeToConnect measures, on loopback, the time from a forward's
+// creation in the controller to the first successful end-to-end exchange
+// through it: the change is announced, the agent puts the rule on the
+// (emulated) router, the edge opens the listener, and an echo comes back
+// from the device. Run with -benchtime=100x; it reports the median and p99.
+func BenchmarkTimeToConnect(b *testing.B) {
+	l := newLoopback(b, edge.Config{})
+	var took []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		f := l.create(time.Now().UTC().Truncate(time.Second), 60)
+		for !l.echoes(f.Port) {
+			if time.Since(start) > 30*time.Second {
+				b.Fatal("the forward never carried traffic")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-p50")
+	b.ReportMetric(float64(took[(len(took)*99)/100].Microseconds())/1000, "ms-p99")
+}
+
+// echoes reports whether a line comes back through port right now.
+func (l *loopback) echoes(port uint16) bool {
+	c, err := l.dial(port, "127.0.0.1", 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	fmt.Fprintln(c, "ping")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && line == "ping\n"
 }
 
 func residentKB(pid int) (int, error) {
