@@ -7,7 +7,7 @@ SQLC  := $(CURDIR)/.cache/bin/sqlc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION) -X github.com/tpf-dev/tpf/controller/cli.Version=$(VERSION)
 
-.PHONY: all build run demo test test-go vet fmt-check generate check-generated bench clean dist container
+.PHONY: all build run demo stop test test-go vet fmt-check generate check-generated bench clean dist container
 
 all: build
 
@@ -15,23 +15,33 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./controller/cmd/... ./agent/cmd/... ./e2e/cmd/...
 
-## run: the controller on http://127.0.0.1:8080, on $DATABASE_URL or a private PostgreSQL in .data/
+## run: the controller on http://127.0.0.1:8080, on $DATABASE_URL or a private PostgreSQL in
+## .data/ that stops again with it (Ctrl-C)
 run: build
 	@set -e; \
 	if [ -z "$$DATABASE_URL" ]; then \
 		DATABASE_URL=$$(bin/tpf-devdb start $(DATA)/postgres tpf); export DATABASE_URL; \
+		trap 'bin/tpf-devdb stop $(DATA)/postgres >/dev/null 2>&1 || true' EXIT; \
 	fi; \
-	exec bin/tpf-controller quickstart --state $(DATA)
+	bin/tpf-controller quickstart --state $(DATA)
 
 ## demo: the whole path on one machine, without root: controller and edge,
 ## an emulated router, its agent and a demo device; prints how to connect
 ## (bin/tpf-demo, built from e2e/cmd/tpf-demo)
+## It keeps its own state and PostgreSQL in .data/demo/, apart from make run's.
 demo: build
 	@set -e; \
 	if [ -z "$$DATABASE_URL" ]; then \
-		DATABASE_URL=$$(bin/tpf-devdb start $(DATA)/postgres tpf); export DATABASE_URL; \
+		DATABASE_URL=$$(bin/tpf-devdb start $(DATA)/demo/postgres tpf); export DATABASE_URL; \
+		trap 'bin/tpf-devdb stop $(DATA)/demo/postgres >/dev/null 2>&1 || true' EXIT; \
 	fi; \
-	exec bin/tpf-demo --state $(DATA)
+	bin/tpf-demo --state $(DATA)/demo
+
+## stop: stop the private PostgreSQL clusters of make run and make demo, if one is left running
+stop: build
+	@for d in $(DATA)/postgres $(DATA)/demo/postgres; do \
+		if [ -d $$d ]; then bin/tpf-devdb stop $$d && echo "stopped PostgreSQL in $$d"; fi; \
+	done; true
 
 ## test: vet, formatting and every test, on a throwaway PostgreSQL
 test: build vet fmt-check
