@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/install"
@@ -50,7 +49,7 @@ func (s *server) handleInstallScript() authedHandler {
 			return
 		}
 		now := s.now()
-		params.ControllerURL = s.publicURL(r)
+		params.ControllerURL = install.PublicURL(r, s.cfg.PublicURL)
 		params.RouterID, params.RouterName = rt.ID.String(), rt.Name
 		if rt.TunnelManaged {
 			region, err := s.store.Region(r.Context(), rt.Region)
@@ -65,7 +64,7 @@ func (s *server) handleInstallScript() authedHandler {
 
 		// Check every parameter before the token is rotated, with a stand-in
 		// of the same shape.
-		params.AgentToken = "tpfa_" + strings.Repeat("x", 43)
+		params.AgentToken = install.StandInToken
 		if _, err := install.Script(params); err != nil {
 			s.writeError(w, r, installError(err, params.ControllerURL, s.cfg.PublicURL != ""))
 			return
@@ -133,18 +132,4 @@ func installError(err error, controllerURL string, configured bool) error {
 		errs.Add(fe.Field, "The "+fleet.FieldLabel(fe.Field)+" field "+fe.Message+".")
 	}
 	return invalid(errs)
-}
-
-// publicURL is the URL agents reach the controller at: Config.PublicURL, or
-// else the scheme and host this request came in with (https when it came
-// over TLS or through a proxy that says X-Forwarded-Proto: https).
-func (s *server) publicURL(r *http.Request) string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimSuffix(s.cfg.PublicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/tpf-dev/tpf/controller/apijson"
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
-	"github.com/tpf-dev/tpf/shared/forward"
 )
 
 // toRouterJSON is r as the API shows it at now.
@@ -111,18 +109,7 @@ func (s *server) handleRouterCreate() authedHandler {
 		}
 		now := s.now()
 		rt, secret, err := s.svc.CreateRouter(r.Context(), p, nr, now)
-		var errs fleet.Problems
-		switch {
-		case errors.Is(err, fleet.ErrNotFound):
-			errs.Add("region", "The selected region is invalid.")
-		case errors.Is(err, fleet.ErrTunnelAddressRequired):
-			errs.Add("tunnel_address", "The tunnel address field is required.")
-		case errors.Is(err, fleet.ErrTunnelAddressManaged):
-			errs.Add("tunnel_address", "The tunnel address field must be left out: tpf allocates it in a region whose tunnel it manages.")
-		case errors.Is(err, fleet.ErrTunnelFull):
-			errs.Add("region", "The selected region's tunnel has no free address left.")
-		}
-		if errs.Len() > 0 {
+		if errs := (fleet.Problems{}); errs.CreateRouterError(err) {
 			err = invalid(errs)
 		}
 		if err != nil {
@@ -142,21 +129,13 @@ func readNewRouter(raw map[string]json.RawMessage) (forwards.NewRouter, error) {
 	var errs fleet.Problems
 	in := fields{raw: raw, errs: &errs}
 	var nr forwards.NewRouter
-	nr.Name, _ = in.text("name", 100)
-	nr.Region, _ = in.text("region", 63)
+	nr.Name, _ = in.text(fleet.FieldName, fleet.MaxRouterName)
+	nr.Region, _ = in.text(fleet.FieldRegion, 63)
 	if v, given := raw["tunnel_address"]; !given || string(v) == "null" {
 		return nr, invalid(errs)
 	}
-	if text, ok := in.text("tunnel_address", 64); ok {
-		addr, err := forward.ParseIPv4(text)
-		switch {
-		case err != nil:
-			errs.Add("tunnel_address", "The tunnel address field must be a valid IPv4 address.")
-		case addr.IsUnspecified() || addr.IsMulticast() || addr == broadcast:
-			errs.Add("tunnel_address", "The tunnel address field must be a unicast IPv4 address.")
-		default:
-			nr.TunnelAddress = addr
-		}
+	if text, ok := in.text(fleet.FieldTunnelAddress, 64); ok {
+		nr.TunnelAddress, _ = errs.TunnelAddress(text)
 	}
 	return nr, invalid(errs)
 }

@@ -104,7 +104,7 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 		defer stop()
 	}
 
-	set.api.Web = web.New(st, web.Config{Forwards: set.api.ForwardRules(), Logger: log})
+	set.api.Web = web.New(st, web.Config{Forwards: set.api.ForwardRules(), PublicURL: set.api.PublicURL, Logger: log})
 
 	ln, err := net.Listen("tcp", set.listen)
 	if err != nil {

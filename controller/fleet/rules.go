@@ -245,3 +245,45 @@ func (p *Problems) Text(field, s string, maxLen int) (string, bool) {
 	}
 	return s, true
 }
+
+// Fields of a new router, and the longest name.
+const (
+	FieldName          = "name"
+	FieldRegion        = "region"
+	FieldTunnelAddress = "tunnel_address"
+	MaxRouterName      = 100
+)
+
+// TunnelAddress checks a router's tunnel address as given (a manual
+// region's): a canonical unicast IPv4 address.
+func (p *Problems) TunnelAddress(text string) (netip.Addr, bool) {
+	addr, err := forward.ParseIPv4(text)
+	switch {
+	case err != nil:
+		p.Add(FieldTunnelAddress, "The tunnel address field must be a valid IPv4 address.")
+	case addr.IsUnspecified() || addr.IsMulticast() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		p.Add(FieldTunnelAddress, "The tunnel address field must be a unicast IPv4 address.")
+	default:
+		return addr, true
+	}
+	return netip.Addr{}, false
+}
+
+// CreateRouterError records on p what an error of creating a router means
+// for its fields (an unknown region, a tunnel address the region needs or
+// refuses, a full tunnel prefix), and reports whether it was one of those.
+func (p *Problems) CreateRouterError(err error) bool {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		p.Add(FieldRegion, "The selected region is invalid.")
+	case errors.Is(err, ErrTunnelAddressRequired):
+		p.Required(FieldTunnelAddress)
+	case errors.Is(err, ErrTunnelAddressManaged):
+		p.Add(FieldTunnelAddress, "The tunnel address field must be left out: tpf allocates it in a region whose tunnel it manages.")
+	case errors.Is(err, ErrTunnelFull):
+		p.Add(FieldRegion, "The selected region's tunnel has no free address left.")
+	default:
+		return false
+	}
+	return true
+}

@@ -17,6 +17,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -422,3 +423,24 @@ func NewPassword() string {
 		}
 	}
 }
+
+// PublicURL is the controller's URL as agents reach it: configured
+// (TPF_PUBLIC_URL) when set, else the scheme and host r came in with (https
+// behind a proxy that says X-Forwarded-Proto: https). Script refuses a URL
+// agents could not reach.
+func PublicURL(r *http.Request, configured string) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// StandInToken has the shape of an agent token: Script accepts parameters
+// with it exactly when it accepts them with a real one, so that callers
+// check a script before they rotate the router's token for it (a refused
+// script must leave the token as it was).
+const StandInToken = "tpfa_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"

@@ -16,6 +16,10 @@ import (
 // This file holds the reads of the web views (package web): each answers a
 // whole page section in one query, never one query per router or forward.
 
+// ExpiringWithin is how close to its expiry a live forward counts as
+// expiring (LiveForwardCounts.Expiring).
+const ExpiringWithin = 15 * time.Minute
+
 // LiveForwardCounts counts one router's live forwards.
 type LiveForwardCounts struct {
 	Live int
@@ -23,18 +27,20 @@ type LiveForwardCounts struct {
 	Pending int
 	// Failing are live forwards with a router or edge error.
 	Failing int
+	// Expiring are live forwards that expire within ExpiringWithin.
+	Expiring int
 }
 
 // FleetForwardCounts counts the live forwards at now of every router of the
 // account; routers without a live forward are absent from the map.
 func (s *Store) FleetForwardCounts(ctx context.Context, account uuid.UUID, now time.Time) (map[uuid.UUID]LiveForwardCounts, error) {
-	rows, err := s.q.FleetForwardCounts(ctx, db.FleetForwardCountsParams{AccountID: account, Now: now})
+	rows, err := s.q.FleetForwardCounts(ctx, db.FleetForwardCountsParams{AccountID: account, Now: now, ExpiringBy: now.Add(ExpiringWithin)})
 	if err != nil {
 		return nil, fmt.Errorf("count forwards: %w", err)
 	}
 	out := make(map[uuid.UUID]LiveForwardCounts, len(rows))
 	for _, r := range rows {
-		out[r.RouterID] = LiveForwardCounts{Live: int(r.Live), Pending: int(r.Pending), Failing: int(r.Failing)}
+		out[r.RouterID] = LiveForwardCounts{Live: int(r.Live), Pending: int(r.Pending), Failing: int(r.Failing), Expiring: int(r.Expiring)}
 	}
 	return out, nil
 }

@@ -41,29 +41,7 @@ func TestBrowser(t *testing.T) {
 	views := web.New(f.Store, web.Config{FleetPoll: time.Second, RouterPoll: 500 * time.Millisecond})
 	srv := httptest.NewServer(views)
 	t.Cleanup(srv.Close)
-	// Script errors and policy violations (CSP) fail the test; the network
-	// log is expected to show the 401 and 422 answers.
-	var consoleMu sync.Mutex
-	var consoleErrors []string
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			if (m.Type == chromedp.ConsoleError || m.IsException()) && m.Source != "network" {
-				consoleMu.Lock()
-				consoleErrors = append(consoleErrors, fmt.Sprintf("%s (%s:%d)", m.Text, m.URL, m.Line))
-				consoleMu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		consoleMu.Lock()
-		defer consoleMu.Unlock()
-		for _, e := range consoleErrors {
-			t.Errorf("browser console: %s", e)
-		}
-	})
+	watchConsole(t, ctx)
 	shots := screenshotDir(t)
 	shot := func(name string) {
 		t.Helper()
@@ -242,6 +220,34 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#token")))
 }
 
+// watchConsole fails the test for every script error and policy violation
+// (CSP) the browser reports; the network log is expected to show 401, 404
+// and 422 answers.
+func watchConsole(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var consoleMu sync.Mutex
+	var consoleErrors []string
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && m.Source != "network" {
+				consoleMu.Lock()
+				consoleErrors = append(consoleErrors, fmt.Sprintf("%s (%s:%d)", m.Text, m.URL, m.Line))
+				consoleMu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		consoleMu.Lock()
+		defer consoleMu.Unlock()
+		for _, e := range consoleErrors {
+			t.Errorf("browser console: %s", e)
+		}
+	})
+}
+
 // startBrowser starts headless Chromium for the test. Without Chromium the
 // test is skipped, except under CI=true, where it fails.
 func startBrowser(t *testing.T) context.Context {
@@ -272,7 +278,7 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.Flag("hide-scrollbars", true),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)

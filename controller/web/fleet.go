@@ -89,6 +89,9 @@ func (r fleetRow) TunnelDown() bool {
 type fleetTotals struct {
 	Routers, Connected, Offline, Never, OutOfSync, Errors, WithForwards int
 	LiveForwards, PendingForwards, FailingForwards                      int
+	// ExpiringForwards are live forwards that expire within
+	// store.ExpiringWithin (15 minutes).
+	ExpiringForwards int
 	// Managed counts the routers of regions with a managed tunnel,
 	// TunnelDown those of them whose tunnel is down or never was up.
 	Managed, TunnelDown int
@@ -110,14 +113,16 @@ type sortLink struct {
 type fleetBody struct {
 	Totals fleetTotals
 	// Bar is the totals as a picture: connected, offline, never connected.
-	Bar   []barSegment
-	Chips []filterChip
-	Sorts map[string]sortLink
-	Rows  []fleetRow
-	Query string
-	State string
-	Sort  string
-	Poll  int // milliseconds
+	Bar []barSegment
+	// Banner reports what the last form did (a router deleted).
+	Banner *banner
+	Chips  []filterChip
+	Sorts  map[string]sortLink
+	Rows   []fleetRow
+	Query  string
+	State  string
+	Sort   string
+	Poll   int // milliseconds
 }
 
 // barSegment is a part of the agent-state bar, in percent of its width.
@@ -137,6 +142,7 @@ var fleetFilters = []struct{ key, label string }{
 	{"out-of-sync", "Out of sync"},
 	{"errors", "Errors"},
 	{"forwards", "With live forwards"},
+	{"expiring", "Expiring within 15 min"},
 	{"tunnel-down", "Tunnel down"},
 }
 
@@ -154,6 +160,8 @@ func (r fleetRow) matchesState(state string) bool {
 		return r.HasErrors()
 	case "forwards":
 		return r.Counts.Live > 0
+	case "expiring":
+		return r.Counts.Expiring > 0
 	case "tunnel-down":
 		return r.TunnelDown()
 	default:
@@ -204,6 +212,7 @@ func (v *views) handleFleet(w http.ResponseWriter, r *http.Request, in signedIn)
 		t.LiveForwards += row.Counts.Live
 		t.PendingForwards += row.Counts.Pending
 		t.FailingForwards += row.Counts.Failing
+		t.ExpiringForwards += row.Counts.Expiring
 		switch row.Agent {
 		case agentConnected:
 			t.Connected++
@@ -253,6 +262,10 @@ func (v *views) handleFleet(w http.ResponseWriter, r *http.Request, in signedIn)
 		body.Sorts[s] = sortLink{URL: fleetURL(body.Query, body.State, s), Current: s == body.Sort}
 	}
 	body.Bar = stateBar(body.Totals)
+	if q.Get("deleted") != "" {
+		body.Banner = &banner{Kind: "info", Title: "Router deleted.",
+			Message: "Its live forwards were revoked; its agent removes tpf's rules and tunnel from the router if it is still connected."}
+	}
 	v.render(w, r, http.StatusOK, "fleet", page{Title: "Fleet", Nav: "fleet", Session: in.view(), Body: body})
 }
 

@@ -12,7 +12,9 @@ func (v *views) funcs() template.FuncMap {
 	return template.FuncMap{
 		"rfc3339": func(t any) string { return formatTime(t, time.RFC3339) },
 		"clock":   func(t any) string { return formatTime(t, "Jan 2 15:04") },
-		"bytes":   formatBytes,
+		// clockSec is for the audit log, where seconds tell events apart.
+		"clockSec": func(t any) string { return formatTime(t, "Jan 2 15:04:05") },
+		"bytes":    formatBytes,
 	}
 }
 

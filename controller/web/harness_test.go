@@ -44,8 +44,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // env is the web views over a fresh fleet (storetest.NewFleet: account acme,
-// region eu1, router r1), and a browser-like client that keeps cookies and
-// does not follow redirects. (The API's tests run them behind the API.)
+// region eu1, router r1), configured by newEnv's options, and a browser-like
+// client that keeps cookies and does not follow redirects. (The API's tests
+// run them behind the API.)
 type env struct {
 	t      testing.TB
 	fleet  *storetest.Fleet
@@ -54,10 +55,14 @@ type env struct {
 	client *http.Client
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	t.Helper()
 	e := &env{t: t, fleet: storetest.NewFleet(t, t0), clock: &fakeClock{t: t0.Add(time.Minute)}}
-	e.srv = httptest.NewServer(web.New(e.fleet.Store, web.Config{Now: e.clock.Now}))
+	cfg := web.Config{Now: e.clock.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.srv = httptest.NewServer(web.New(e.fleet.Store, cfg))
 	t.Cleanup(e.srv.Close)
 	e.client = newClient(t)
 	return e

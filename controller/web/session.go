@@ -109,6 +109,8 @@ func (v *views) toSignIn(w http.ResponseWriter, r *http.Request) {
 type signInForm struct {
 	Next    string
 	Message string
+	// Notice says why the browser was signed out, when it was.
+	Notice string
 }
 
 func (v *views) handleSignInForm(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +118,11 @@ func (v *views) handleSignInForm(w http.ResponseWriter, r *http.Request) {
 	if !localPath(next) {
 		next = "/"
 	}
-	v.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Body: signInForm{Next: next}})
+	form := signInForm{Next: next}
+	if r.URL.Query().Get("revoked") != "" {
+		form.Notice = "You revoked the token you had signed in with, which signed you out. Sign in with another token of the account."
+	}
+	v.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Body: form})
 }
 
 // handleSignIn checks the API token and starts a session. Cross-origin

@@ -10,6 +10,19 @@
 //   - /routers/{id} one router: its tunnel, its forwards with countdowns, who
 //     created them, their connections, a 24-hour timeline; create and revoke
 //     forwards
+//   - /routers/new  add a router; the answer shows its install script once
+//   - /routers/{id}/agent-token, /routers/{id}/delete  confirm, then rotate
+//     the router's agent token (showing a fresh install script once) or
+//     delete the router
+//   - /tokens       the account's API tokens: issue (the secret shown once)
+//     and revoke, after a confirmation
+//   - /audit        the account's audit log, newest first, paged (?before=ID)
+//
+// Every admin action goes through the same code the API's does
+// (forwards.Service for routers, the store for tokens and the audit log,
+// package install for scripts). Pages that show a secret are answers to a
+// POST, never stored or redirected to: showing it again means issuing a new
+// one.
 //
 // The pages poll fragments of themselves (?fragment=live) to stay current
 // without reloading. The API serves this handler for every path outside
@@ -64,6 +77,10 @@ type Config struct {
 	// parts; zero means 5 and 2 seconds.
 	FleetPoll  time.Duration
 	RouterPoll time.Duration
+	// PublicURL is the controller's URL as agents reach it, written into
+	// install scripts (give it the API's, TPF_PUBLIC_URL); empty means the
+	// scheme and host each request came in with, as the API does.
+	PublicURL string
 }
 
 func (c Config) withDefaults() Config {
@@ -131,6 +148,20 @@ func (v *views) routes(mux *http.ServeMux) {
 	mux.Handle("POST /routers/{router_id}/forwards", v.auth(v.handleForwardCreate))
 	mux.Handle("POST /routers/{router_id}/forwards/{id}/revoke", v.auth(v.handleForwardRevoke))
 
+	mux.Handle("GET /routers/new", v.auth(v.handleRouterNew))
+	mux.Handle("POST /routers", v.auth(v.handleRouterCreate))
+	mux.Handle("GET /routers/{router_id}/agent-token", v.auth(v.handleRotateConfirm))
+	mux.Handle("POST /routers/{router_id}/agent-token", v.auth(v.handleRotate))
+	mux.Handle("GET /routers/{router_id}/delete", v.auth(v.handleRouterDeleteConfirm))
+	mux.Handle("POST /routers/{router_id}/delete", v.auth(v.handleRouterDelete))
+
+	mux.Handle("GET /tokens", v.auth(v.handleTokens))
+	mux.Handle("POST /tokens", v.auth(v.handleTokenIssue))
+	mux.Handle("GET /tokens/{id}/revoke", v.auth(v.handleTokenRevokeConfirm))
+	mux.Handle("POST /tokens/{id}/revoke", v.auth(v.handleTokenRevoke))
+
+	mux.Handle("GET /audit", v.auth(v.handleAudit))
+
 	mux.Handle("GET /static/", v.handleStatic())
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v.renderError(w, r, http.StatusNotFound, "There is nothing here.")
@@ -190,7 +221,7 @@ func hashFS(fsys fs.FS) string {
 // parsePages parses each page with the shared layout.
 func parsePages(funcs template.FuncMap) map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "fleet", "router", "error"} {
+	for _, name := range []string{"signin", "fleet", "router", "error", "router_new", "install", "confirm", "tokens", "audit"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
@@ -199,13 +230,20 @@ func parsePages(funcs template.FuncMap) map[string]*template.Template {
 
 // page is what every page's layout reads.
 type page struct {
-	Title   string
-	Nav     string // "fleet" or "router": which nav entry is current
+	Title string
+	// Nav is which nav entry is current: "fleet", "router", "add",
+	// "tokens" or "audit".
+	Nav     string
 	Session *sessionView
 	Asset   string // the static files' version
 	// ServerNow lets the page's script correct for the browser's clock.
 	ServerNow string
-	Body      any
+	// ReplaceURL, on a page that answers a POST and shows a secret, is the
+	// URL the page's script puts in the address bar, so that reloading or
+	// coming back loads that page instead of posting again (and so issuing
+	// another secret).
+	ReplaceURL string
+	Body       any
 }
 
 // sessionView is the signed-in principal as the layout shows it.
@@ -307,7 +345,7 @@ func (v *views) renderError(w http.ResponseWriter, r *http.Request, code int, ms
 func (v *views) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, fleet.ErrNotFound):
-		v.renderError(w, r, http.StatusNotFound, "There is no such router or forward in this account.")
+		v.renderError(w, r, http.StatusNotFound, "There is no such router, forward or token in this account.")
 	case errors.Is(err, fleet.ErrUnauthenticated):
 		v.toSignIn(w, r)
 	default:

@@ -1,11 +1,12 @@
 -- name: FleetForwardCounts :many
 -- Live forwards per router of an account, for the fleet page (one query, not
--- one per router): how many, how many the router has yet to confirm, and how
--- many carry an error.
+-- one per router): how many, how many the router has yet to confirm, how
+-- many carry an error, and how many expire by @expiring_by.
 select f.router_id,
        count(*)::integer as live,
        (count(*) filter (where f.status = 'pending'))::integer as pending,
-       (count(*) filter (where f.router_error <> '' or f.edge_error <> ''))::integer as failing
+       (count(*) filter (where f.router_error <> '' or f.edge_error <> ''))::integer as failing,
+       (count(*) filter (where f.expires_at <= @expiring_by::timestamptz))::integer as expiring
 from forwards f
 join routers ro on ro.id = f.router_id
 where ro.account_id = @account_id and ro.deleted_at is null

@@ -16,17 +16,19 @@ const fleetForwardCounts = `-- name: FleetForwardCounts :many
 select f.router_id,
        count(*)::integer as live,
        (count(*) filter (where f.status = 'pending'))::integer as pending,
-       (count(*) filter (where f.router_error <> '' or f.edge_error <> ''))::integer as failing
+       (count(*) filter (where f.router_error <> '' or f.edge_error <> ''))::integer as failing,
+       (count(*) filter (where f.expires_at <= $1::timestamptz))::integer as expiring
 from forwards f
 join routers ro on ro.id = f.router_id
-where ro.account_id = $1 and ro.deleted_at is null
-  and f.ended_at is null and f.expires_at > $2
+where ro.account_id = $2 and ro.deleted_at is null
+  and f.ended_at is null and f.expires_at > $3
 group by f.router_id
 `
 
 type FleetForwardCountsParams struct {
-	AccountID uuid.UUID
-	Now       time.Time
+	ExpiringBy time.Time
+	AccountID  uuid.UUID
+	Now        time.Time
 }
 
 type FleetForwardCountsRow struct {
@@ -34,13 +36,14 @@ type FleetForwardCountsRow struct {
 	Live     int32
 	Pending  int32
 	Failing  int32
+	Expiring int32
 }
 
 // Live forwards per router of an account, for the fleet page (one query, not
-// one per router): how many, how many the router has yet to confirm, and how
-// many carry an error.
+// one per router): how many, how many the router has yet to confirm, how
+// many carry an error, and how many expire by @expiring_by.
 func (q *Queries) FleetForwardCounts(ctx context.Context, arg FleetForwardCountsParams) ([]FleetForwardCountsRow, error) {
-	rows, err := q.db.Query(ctx, fleetForwardCounts, arg.AccountID, arg.Now)
+	rows, err := q.db.Query(ctx, fleetForwardCounts, arg.ExpiringBy, arg.AccountID, arg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +56,7 @@ func (q *Queries) FleetForwardCounts(ctx context.Context, arg FleetForwardCounts
 			&i.Live,
 			&i.Pending,
 			&i.Failing,
+			&i.Expiring,
 		); err != nil {
 			return nil, err
 		}

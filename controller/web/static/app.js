@@ -1,6 +1,7 @@
 // tpf web views: countdowns, instant filtering, polling of the pages' live
-// parts, and a confirmation before revoking. The pages work without it;
-// this only keeps them current.
+// parts, a confirmation before revoking, copy buttons, the add-router form's
+// tunnel field, and keeping pages that show a secret from being posted
+// again. The pages work without it; this only keeps them current and handy.
 (function () {
   "use strict";
 
@@ -167,7 +168,74 @@
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
   });
 
+  // Copy buttons: data-copy names the element whose text they copy. The
+  // clipboard API needs a secure context (https, or localhost); elsewhere
+  // the text is selected and copied the old way.
+  function copyText(button) {
+    var el = document.getElementById(button.getAttribute("data-copy"));
+    if (!el) return;
+    var text = el.textContent;
+    function done(ok) {
+      var label = button.getAttribute("data-label") || button.textContent;
+      button.setAttribute("data-label", label);
+      button.textContent = ok ? "Copied ✓" : "Select and copy by hand";
+      button.classList.toggle("copied", ok);
+      if (ok) el.setAttribute("data-copied", "");
+      clearTimeout(button._tpfTimer);
+      button._tpfTimer = setTimeout(function () {
+        button.textContent = label;
+        button.classList.remove("copied");
+      }, 2500);
+    }
+    function fallback() {
+      var range = document.createRange();
+      range.selectNodeContents(el);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      done(ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done(true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  document.addEventListener("click", function (ev) {
+    var button = ev.target.closest && ev.target.closest("button[data-copy]");
+    if (button) copyText(button);
+  });
+
+  // The add-router form asks for a tunnel address only in regions whose
+  // tunnel is the operator's own (manual); without this script the field
+  // is always there, with a hint saying so.
+  function setupRegionSelect(select) {
+    var field = document.querySelector("[data-manual-only]");
+    function update() {
+      var opt = select.options[select.selectedIndex];
+      var manual = !!(opt && opt.hasAttribute("data-manual"));
+      if (field) field.hidden = !manual;
+      var notes = document.querySelectorAll("[data-region-note]");
+      for (var i = 0; i < notes.length; i++) notes[i].hidden = notes[i].getAttribute("data-region-note") !== select.value;
+    }
+    select.addEventListener("change", update);
+    update();
+  }
+
+  // A page that answers a POST with a secret puts a plain URL in the
+  // address bar: reloading or coming back then loads that page instead of
+  // posting the form again (and so issuing another secret).
+  var replace = document.querySelector('meta[name="tpf-replace-url"]');
+  if (replace && replace.content && window.history && history.replaceState) {
+    history.replaceState(null, "", replace.content);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var selects = document.querySelectorAll("[data-region-select]");
+    for (var k = 0; k < selects.length; k++) setupRegionSelect(selects[k]);
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
     var inputs = document.querySelectorAll("[data-instant-filter]");
