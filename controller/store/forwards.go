@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/store/db"
@@ -52,4 +54,36 @@ func (s *Store) ForwardHistory(ctx context.Context, account, router uuid.UUID, o
 		out[i] = withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError)
 	}
 	return out, nil
+}
+
+// CreateForwardAtOnce is the common create in one statement: it locks the
+// account's router and its region, takes the port at offset (modulo the
+// size) of the region's range, records the audit event as actor's and
+// publishes the change. ok is false when it made nothing — the router is not
+// the account's, or the port is taken — and the caller takes the longer way
+// (package forwards), which tells the two apart.
+func (s *Store) CreateForwardAtOnce(ctx context.Context, p fleet.Principal, router uuid.UUID, nf fleet.NewForward, offset int, now time.Time) (f fleet.Forward, ok bool, err error) {
+	var row db.CreateForwardAtOnceRow
+	err = s.retry(ctx, func() (err error) {
+		row, err = s.q.CreateForwardAtOnce(ctx, db.CreateForwardAtOnceParams{
+			PortOffset: int32(offset), RouterID: router, AccountID: p.AccountID,
+			DstAddress: nf.DstAddress, DstPort: int32(nf.DstPort), AllowCidr: nf.AllowFrom, Masquerade: nf.Masquerade,
+			CreatedAt: now, ExpiresAt: now.Add(nf.Duration), CreatedBy: &p.TokenID, Actor: p.Actor(), Action: fleet.ActionForwardCreate, Channel: ChangesChannel,
+		})
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fleet.Forward{}, false, nil
+	}
+	if err != nil {
+		return fleet.Forward{}, false, fmt.Errorf("create forward: %w", err)
+	}
+	f = toForward(db.Forward{
+		ID: row.ID, RouterID: row.RouterID, RegionID: row.RegionID, Port: row.Port, DstAddress: row.DstAddress,
+		DstPort: row.DstPort, AllowCidr: row.AllowCidr, Masquerade: row.Masquerade, Status: row.Status,
+		CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt, CreatedBy: row.CreatedBy, RevokedAt: row.RevokedAt,
+		RevokedBy: row.RevokedBy, EndedAt: row.EndedAt, PortReleasedAt: row.PortReleasedAt, RouterError: row.RouterError,
+		RuleConfirmedAt: row.RuleConfirmedAt, ListenerConfirmedAt: row.ListenerConfirmedAt, EdgeError: row.EdgeError,
+	}, row.EntryPoint, 0)
+	return withTunnel(f, row.TunnelManaged, row.TunnelHandshakeAt, row.TunnelError), true, nil
 }

@@ -1,8 +1,11 @@
-// Package store keeps the controller's state in PostgreSQL: it wraps the
-// sqlc-generated queries of package db (generated from ../../sql) and turns
-// rows into fleet values. PostgreSQL is the only source of truth; every write
-// that changes what a router or edge should hold publishes a notification on
-// ChangesChannel in the same transaction.
+// Package store keeps the controller's state in PostgreSQL: an adapter over
+// the sqlc-generated queries of package db (generated from ../../sql), split
+// by noun, that turns rows into fleet values. It holds no protocol types and
+// no business flow: package forwards composes its transaction steps (Tx,
+// through InTx) into the changes of routers' and regions' sets, and every
+// such change publishes a notification on ChangesChannel in the same
+// transaction (Tx.Publish). PostgreSQL is the only source of truth; only
+// this package imports package db.
 //
 // Times are always passed in by the caller (one clock reading per request),
 // never taken from the database's now(), so tests can inject a clock.
@@ -16,7 +19,7 @@
 //	routers (by id) → regions (by id) → forwards (by id) → connections
 //
 // A write to a router's desired set first locks the router and its region
-// (LockRouter, or the expiry clock's routers then regions), then the forwards
+// (Tx.LockRouter, or the expiry clock's routers then regions), then the forwards
 // it changes; revision bumps touch only rows already locked. Several rows of
 // one table are locked in one statement ordered by id (select … order by id
 // for no key update). Reports lock only forwards, in id order, and write
@@ -26,7 +29,7 @@
 // update", which does not conflict with the "for key share" that inserting a
 // connection takes on its forward. A transaction that still fails with a
 // deadlock (40P01), a serialization failure (40001) or a lock timeout
-// (55P03) is retried with jittered backoff (see inTx).
+// (55P03) is retried with jittered backoff (see InTx).
 package store
 
 import (

@@ -13,6 +13,152 @@ import (
 	"github.com/google/uuid"
 )
 
+const createForwardAtOnce = `-- name: CreateForwardAtOnce :one
+with target as (
+    select ro.id as router_id, rg.id as region_id, rg.entry_point,
+           rg.port_min + mod($1::integer, rg.port_max - rg.port_min + 1) as port,
+           (rg.tunnel_mode = 'managed')::boolean as tunnel_managed,
+           ro.tunnel_handshake_at, ro.tunnel_error
+    from routers ro
+    join regions rg on rg.id = ro.region_id
+    where ro.id = $2 and ro.account_id = $3 and ro.deleted_at is null
+    for no key update of ro, rg
+), ins as (
+    insert into forwards (
+        router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
+        status, created_at, expires_at, created_by
+    )
+    select t.router_id, t.region_id, t.port, $4, $5, $6, $7,
+           'pending', $8, $9, $10
+    from target t
+    where not exists (
+        select 1 from forwards o
+        where o.router_id = t.router_id and o.port = t.port and o.status = 'removing'
+    )
+    on conflict (region_id, port) where port_released_at is null do nothing
+    returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error
+), audited as (
+    insert into audit_events (at, account_id, actor, action, subject_id, detail)
+    select $8, $3, $11, $12::text, ins.id,
+           jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'dst_address', host(ins.dst_address),
+                              'dst_port', ins.dst_port, 'allow_from', ins.allow_cidr::text,
+                              'expires_at', ins.expires_at, 'masquerade', ins.masquerade)
+    from ins
+), bumped_router as (
+    update routers set revision = revision + 1 where id in (select router_id from ins)
+), bumped_region as (
+    update regions set revision = revision + 1 where id in (select region_id from ins)
+), announced as (
+    select pg_notify($13::text, json_build_object('router_id', ins.router_id, 'region', ins.region_id)::text)
+    from ins
+)
+select ins.id, ins.router_id, ins.region_id, ins.port, ins.dst_address, ins.dst_port, ins.allow_cidr,
+       ins.masquerade, ins.status, ins.created_at, ins.expires_at, ins.created_by, ins.revoked_at,
+       ins.revoked_by, ins.ended_at, ins.port_released_at, ins.router_error, ins.rule_confirmed_at,
+       ins.listener_confirmed_at, ins.edge_error,
+       t.entry_point, t.tunnel_managed, t.tunnel_handshake_at, t.tunnel_error,
+       (select count(*) from announced)::integer as announced
+from ins, target t
+`
+
+type CreateForwardAtOnceParams struct {
+	PortOffset int32
+	RouterID   uuid.UUID
+	AccountID  uuid.UUID
+	DstAddress netip.Addr
+	DstPort    int32
+	AllowCidr  netip.Prefix
+	Masquerade bool
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	CreatedBy  *uuid.UUID
+	Actor      string
+	Action     string
+	Channel    string
+}
+
+type CreateForwardAtOnceRow struct {
+	ID                  uuid.UUID
+	RouterID            uuid.UUID
+	RegionID            string
+	Port                int32
+	DstAddress          netip.Addr
+	DstPort             int32
+	AllowCidr           netip.Prefix
+	Masquerade          bool
+	Status              string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	CreatedBy           *uuid.UUID
+	RevokedAt           *time.Time
+	RevokedBy           *uuid.UUID
+	EndedAt             *time.Time
+	PortReleasedAt      *time.Time
+	RouterError         string
+	RuleConfirmedAt     *time.Time
+	ListenerConfirmedAt *time.Time
+	EdgeError           string
+	EntryPoint          string
+	TunnelManaged       bool
+	TunnelHandshakeAt   *time.Time
+	TunnelError         string
+	Announced           int32
+}
+
+// The common create in one statement, so one round trip and one implicit
+// transaction: lock the account's router and then its region (the lock
+// order), take the port of the region's range (min + the given offset
+// mod size) unless another forward holds it or an earlier forward of the
+// router on it awaits removal, record the audit event, bump both revisions
+// and announce the change on commit. No row when the router is not the
+// account's or the port is taken: the caller then takes the longer way.
+func (q *Queries) CreateForwardAtOnce(ctx context.Context, arg CreateForwardAtOnceParams) (CreateForwardAtOnceRow, error) {
+	row := q.db.QueryRow(ctx, createForwardAtOnce,
+		arg.PortOffset,
+		arg.RouterID,
+		arg.AccountID,
+		arg.DstAddress,
+		arg.DstPort,
+		arg.AllowCidr,
+		arg.Masquerade,
+		arg.CreatedAt,
+		arg.ExpiresAt,
+		arg.CreatedBy,
+		arg.Actor,
+		arg.Action,
+		arg.Channel,
+	)
+	var i CreateForwardAtOnceRow
+	err := row.Scan(
+		&i.ID,
+		&i.RouterID,
+		&i.RegionID,
+		&i.Port,
+		&i.DstAddress,
+		&i.DstPort,
+		&i.AllowCidr,
+		&i.Masquerade,
+		&i.Status,
+		&i.CreatedAt,
+		&i.ExpiresAt,
+		&i.CreatedBy,
+		&i.RevokedAt,
+		&i.RevokedBy,
+		&i.EndedAt,
+		&i.PortReleasedAt,
+		&i.RouterError,
+		&i.RuleConfirmedAt,
+		&i.ListenerConfirmedAt,
+		&i.EdgeError,
+		&i.EntryPoint,
+		&i.TunnelManaged,
+		&i.TunnelHandshakeAt,
+		&i.TunnelError,
+		&i.Announced,
+	)
+	return i, err
+}
+
 const dueForwards = `-- name: DueForwards :many
 select id, router_id, region_id from forwards
 where ended_at is null and expires_at <= $1
