@@ -119,29 +119,27 @@ func (s *server) handleForwardCreate() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		// An unknown router is a 404 even when the body is also wrong.
-		router, err := s.svc.Router(r.Context(), p.AccountID, routerID)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+		// An unknown router is a 404 even when the body is also wrong, so a
+		// bad body is answered only after the router was looked up; a good
+		// one leaves that to the create, which checks it in its statement.
 		raw, err := decodeObject(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		if err == nil {
+			nf, problems := fleet.ValidateNewForward(newForwardInput(raw), s.cfg.ForwardRules())
+			if err = invalid(problems); err == nil {
+				now := s.now()
+				f, err := s.svc.CreateForward(r.Context(), p, routerID, nf, now)
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				writeJSON(w, http.StatusCreated, toForwardJSON(f, now))
+				return
+			}
 		}
-		nf, problems := fleet.ValidateNewForward(newForwardInput(raw), s.cfg.ForwardRules())
-		if err := invalid(problems); err != nil {
-			s.writeError(w, r, err)
-			return
+		if _, rerr := s.svc.Router(r.Context(), p.AccountID, routerID); rerr != nil {
+			err = rerr
 		}
-		now := s.now()
-		f, err := s.svc.CreateForward(r.Context(), p, router.ID, nf, now)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, toForwardJSON(f, now))
+		s.writeError(w, r, err)
 	}
 }
 
