@@ -7,7 +7,7 @@ SQLC  := $(CURDIR)/.cache/bin/sqlc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION) -X github.com/tpf-dev/tpf/controller/cli.Version=$(VERSION)
 
-.PHONY: all build run demo stop test test-go vet fmt-check generate check-generated bench clean dist container
+.PHONY: all build run demo stop bench-relay test test-go vet fmt-check generate check-generated bench clean dist container
 
 all: build
 
@@ -70,6 +70,7 @@ check-generated: $(SQLC)
 	cd sql && $(SQLC) diff
 
 ## bench: the store and API benchmarks, and the end-to-end ones in e2e/, against a throwaway PostgreSQL
+## (the management tunnel's need root and /dev/net/tun; without root they skip)
 bench: build
 	@set -e; \
 	dir=$$(mktemp -d /tmp/tpf-bench.XXXXXX); chmod 755 $$dir; \
@@ -79,7 +80,17 @@ bench: build
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToRule -benchtime 100x ./e2e/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench AgentMemory -benchtime 1x ./e2e/; \
 	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench MemoryPerAgent -benchtime 1x ./controller/hub/; \
-	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToConnect -benchtime 100x ./e2e/
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TimeToConnect -benchtime 100x ./e2e/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TunnelHandshake -benchtime 10x ./e2e/; \
+	TPF_TEST_DATABASE_URL=$$url $(GO) test -run '^$$' -bench TunnelThroughput -benchtime 1x ./e2e/; \
+	$(GO) test -run '^$$' -bench Apply1000Peers -benchmem ./controller/edge/tunnel/
+
+## bench-relay: the edge's relay against haproxy, nginx, socat and a plain Go relay on loopback,
+## in one sitting, with ratios to a direct connection (installs the peers with apt as root)
+bench-relay: build
+	@command -v iperf3 >/dev/null && command -v haproxy >/dev/null && command -v nginx >/dev/null && command -v socat >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 haproxy nginx-light libnginx-mod-stream socat; }
+	cd e2e/bench && ./run-all.sh direct haproxy nginx gofwd edge
 
 ## dist: static, stripped tpf-agent binaries for every router architecture, with SHA256SUMS, into dist/
 # linux/arm is ARMv7 (GOARM=7); MIPS is soft-float (GOMIPS=softfloat), as MIPS routers have no FPU.
