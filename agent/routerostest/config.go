@@ -49,6 +49,16 @@ type Config struct {
 	// every change, one call at a time and in order, e.g. to apply the
 	// rules to a kernel's NAT in a network namespace.
 	OnNATChange func(rules []map[string]string)
+
+	// OnWireGuardChange, when set, is called after every change to the
+	// WireGuard interfaces, their peers or /ip/address, made through the
+	// API or the hooks (AddRow, SetRow, RemoveRow), one call at a time and
+	// in order, with copies of the three tables as stored: the interfaces
+	// with their private-key, the peers without the read-only fields
+	// SetPeerStatus gives them. It runs on a goroutine of its own and may
+	// call the Server (SetPeerStatus, Rows), e.g. to run a real WireGuard
+	// device per interface in a network namespace and feed its state back.
+	OnWireGuardChange func(interfaces, peers, addresses []map[string]string)
 }
 
 // withDefaults returns c with every zero field replaced by its documented

@@ -194,6 +194,7 @@ func (s *Server) AddRow(menu string, props map[string]string) string {
 	if t == s.wireguard {
 		s.interfacesChangedLocked()
 	}
+	s.wireGuardChangedLocked()
 	return id
 }
 
@@ -234,6 +235,7 @@ func (s *Server) SetRow(menu, id string, props map[string]string) bool {
 		maps.Copy(row, withoutEmpty(props))
 		t.rows[i] = row
 	}
+	s.wireGuardChangedLocked()
 	return true
 }
 
@@ -258,6 +260,7 @@ func (s *Server) RemoveRow(menu, id string) bool {
 	default:
 		t.removeAt([]int{i})
 	}
+	s.wireGuardChangedLocked()
 	return true
 }
 

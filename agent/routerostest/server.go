@@ -47,6 +47,7 @@ type Server struct {
 	natListeners map[string]natListener // user-space NAT, by listen address
 	relays       map[string]*relayed    // user-space NAT connections, by conntrack id
 	natEvents    chan []map[string]string
+	wgEvents     chan wireGuardTables // to OnWireGuardChange, in order
 }
 
 // handler runs one command with Server.mu held and returns its replies.
@@ -85,6 +86,16 @@ func New(cfg Config) *Server {
 			defer s.wg.Done()
 			for rules := range s.natEvents {
 				cfg.OnNATChange(rules)
+			}
+		}()
+	}
+	if cfg.OnWireGuardChange != nil {
+		s.wgEvents = make(chan wireGuardTables, 1024)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for t := range s.wgEvents {
+				cfg.OnWireGuardChange(t.interfaces, t.peers, t.addresses)
 			}
 		}()
 	}
@@ -188,6 +199,9 @@ func (s *Server) Close() error {
 	}
 	if s.natEvents != nil {
 		close(s.natEvents)
+	}
+	if s.wgEvents != nil {
+		close(s.wgEvents)
 	}
 	s.mu.Unlock()
 

@@ -198,12 +198,15 @@ func (s *Server) dispatchLocked(req *request) []sentence {
 	if !ok {
 		return s.unknownCommand(req.command)
 	}
+	writes := s.writes
 	out := h(req)
 	switch {
 	case strings.HasPrefix(req.command, "/ip/firewall/nat/") && !strings.HasSuffix(req.command, "/print"):
 		s.natChangedLocked()
 	case strings.HasPrefix(req.command, "/ip/firewall/connection/") && !strings.HasSuffix(req.command, "/print"):
 		s.conntrackChangedLocked()
+	case s.writes != writes && (strings.HasPrefix(req.command, "/interface/wireguard/") || strings.HasPrefix(req.command, "/ip/address/")):
+		s.wireGuardChangedLocked()
 	}
 	return out
 }

@@ -162,6 +162,26 @@ func wireGuardPublicKey(private string) (string, bool) {
 	return base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), true
 }
 
+// wireGuardTables is what OnWireGuardChange receives: copies of the three
+// tables a WireGuard device is built from.
+type wireGuardTables struct {
+	interfaces, peers, addresses []map[string]string
+}
+
+// wireGuardChangedLocked hands the WireGuard interfaces, peers and
+// addresses to OnWireGuardChange (through wgEvents, so that calls keep
+// their order and never run under mu). After Close nothing is sent.
+func (s *Server) wireGuardChangedLocked() {
+	if s.wgEvents == nil || s.closed {
+		return
+	}
+	s.wgEvents <- wireGuardTables{
+		interfaces: s.wireguard.snapshot(),
+		peers:      s.wgPeers.snapshot(),
+		addresses:  s.addresses.snapshot(),
+	}
+}
+
 // --- /interface/wireguard ---
 
 func (s *Server) wgPrintLocked(req *request) []sentence {

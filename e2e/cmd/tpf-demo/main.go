@@ -5,6 +5,12 @@
 // LAN device 192.168.88.43:80. It creates a forward through the API and
 // prints the command that connects through it. `make demo` runs it.
 //
+// Its region is manual: loopback stands in for the WireGuard management
+// tunnel. It says so first, and why: without root it could not hold a
+// tunnel's end, and with root both ends would share one network namespace,
+// whose kernel routes the tunnel's addresses locally, around WireGuard.
+// TestNamespacesTunnel runs a managed region across namespaces.
+//
 // It lives in e2e because it composes both trees in one process (the
 // controller's cli with the agent's daemon and the RouterOS emulator); only
 // e2e may import both.
@@ -28,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tpf-dev/tpf/agent/daemon"
 	"github.com/tpf-dev/tpf/agent/routeros"
@@ -60,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, "• "+format+"\n", a...) }
+	say("%s", tunnelNote(tunnelCapable()))
 
 	// The LAN device: a web server on loopback.
 	dev, err := net.Listen("tcp", "127.0.0.1:0")
@@ -86,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer ros.Close()
-	say("router (emulated RouterOS 7.18 API) on %s, tunnel address 127.0.0.2", ros.Addr())
+	say("router (emulated RouterOS 7.18 API) on %s, tunnel address 127.0.0.2 (manual region: loopback stands in for the tunnel)", ros.Addr())
 
 	// The controller with its embedded edge.
 	// The demo polls its own API, so it lifts the per-token rate limit.
@@ -136,22 +145,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The forward, through the API.
 	path := "/api/routers/" + routerID + "/transient-forwarding"
 	body := `{"expire_after_minutes":120,"dst_port":80,"dst_address":"192.168.88.43","allow_from":"127.0.0.1"}`
-	say("POST %s\n    %s", path, body)
-	start := time.Now()
-	var f struct {
-		ID           string `json:"id"`
-		Port         int    `json:"port"`
-		EntryPoint   string `json:"entry_point"`
-		Status       string `json:"status"`
-		TimeToExpire string `json:"time_to_expire"`
+	var f forwardJSON
+	for attempt := 1; ; attempt++ {
+		say("POST %s\n    %s", path, body)
+		start := time.Now()
+		if err := api.post(path, body, &f); err != nil {
+			return err
+		}
+		err := waitFor(ctx, ctrlErr, func() bool {
+			return api.get(path+"/"+f.ID, &f) == nil && (f.Status == "active" || f.portTaken())
+		})
+		if err != nil {
+			return fmt.Errorf("forward %s did not become active: %w (status %s, router error %s, edge error %s)",
+				f.ID, err, f.Status, orNone(f.RouterError), orNone(f.EdgeError))
+		}
+		if f.Status == "active" {
+			say("forward %s is active after %v: rule on the router, listener on the edge", f.ID, time.Since(start).Round(time.Millisecond))
+			break
+		}
+		// The region's ports (49152–65535) overlap the ones Linux gives
+		// outgoing connections (32768–60999): one may hold this port.
+		if attempt == 3 {
+			return fmt.Errorf("forward %s: the edge cannot listen: %s", f.ID, orNone(f.EdgeError))
+		}
+		say("port %d is held by another program on this host (%s); revoking the forward and asking for another port", f.Port, orNone(f.EdgeError))
+		if err := api.do("DELETE", path+"/"+f.ID, "", nil); err != nil {
+			return err
+		}
 	}
-	if err := api.post(path, body, &f); err != nil {
-		return err
-	}
-	if err := waitFor(ctx, ctrlErr, func() bool { return api.get(path+"/"+f.ID, &f) == nil && f.Status == "active" }); err != nil {
-		return err
-	}
-	say("forward %s is active after %v: rule on the router, listener on the edge", f.ID, time.Since(start).Round(time.Millisecond))
 
 	url := fmt.Sprintf("http://%s:%d/", f.EntryPoint, f.Port)
 	res, err := http.Get(url)
@@ -179,6 +200,62 @@ Revoke it and watch the connection go:
 	}
 }
 
+// tunnelCapable says why this process could not hold a WireGuard
+// management tunnel's end (nil when it could): the edge's userspace device
+// needs CAP_NET_ADMIN and /dev/net/tun, as the edge's own check does.
+func tunnelCapable() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("cannot read its capabilities: %w", err)
+	}
+	if data[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+		return errors.New("it runs without root (CAP_NET_ADMIN)")
+	}
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("it cannot open /dev/net/tun: %w", err)
+	}
+	f.Close()
+	return nil
+}
+
+// tunnelNote is the demo's first line: whether it can show the management
+// tunnel, and why its region uses a manual one on loopback either way.
+func tunnelNote(capable error) string {
+	if capable != nil {
+		return "management tunnel: not shown; the demo region is manual, with loopback standing in for the tunnel, " +
+			"because a WireGuard tunnel needs root (CAP_NET_ADMIN) and /dev/net/tun and " + capable.Error()
+	}
+	return "management tunnel: this host could hold one (root, /dev/net/tun), but both ends in one network namespace would " +
+		"route the tunnel's addresses around WireGuard, so the demo region stays manual on loopback; " +
+		"`go test ./e2e/ -run TestNamespacesTunnel -v` (root) runs a managed one across network namespaces"
+}
+
+// forwardJSON is what the demo reads of a forward.
+type forwardJSON struct {
+	ID           string  `json:"id"`
+	Port         int     `json:"port"`
+	EntryPoint   string  `json:"entry_point"`
+	Status       string  `json:"status"`
+	TimeToExpire string  `json:"time_to_expire"`
+	RouterError  *string `json:"router_error"`
+	EdgeError    *string `json:"edge_error"`
+}
+
+// portTaken reports whether the edge could not listen on the forward's
+// port because something else on the host holds it.
+func (f *forwardJSON) portTaken() bool {
+	return f.EdgeError != nil && strings.Contains(*f.EdgeError, "address already in use")
+}
+
+func orNone(s *string) string {
+	if s == nil {
+		return "none"
+	}
+	return *s
+}
+
 type client struct{ base, token string }
 
 func (c client) do(method, path, body string, out any) error {
@@ -195,6 +272,9 @@ func (c client) do(method, path, body string, out any) error {
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode >= 300 {
 		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out == nil {
+		return nil
 	}
 	return json.Unmarshal(b, out)
 }
