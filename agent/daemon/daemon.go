@@ -91,6 +91,9 @@ type Daemon struct {
 	system  syncproto.Router   // what the router said about itself
 	// tunnelError is the tunnel's last error, to log only its changes.
 	tunnelError string
+	// handshakeWaitSince is when the tunnel's peer was first seen without
+	// a recent handshake; zero while it has one.
+	handshakeWaitSince time.Time
 }
 
 // New checks cfg and returns a Daemon.
@@ -294,22 +297,39 @@ func (d *Daemon) apply(ctx context.Context, client **routeros.Client, desired *s
 	return plan.Next, out.Err()
 }
 
-// tunnelWait is how soon the next pass comes while the tunnel waits for its
-// first handshake, so that the controller learns of it quickly (forwards of
-// a managed region become active only once it shook hands).
-const tunnelWait = 5 * time.Second
+// How soon the next pass comes while the tunnel waits for a handshake, so
+// that the controller learns of it quickly (forwards of a managed region
+// become active only once it shook hands): every second for the first
+// handshakeHurry of waiting (WireGuard retries its first initiation after
+// 5 s, and the pass that reads it should not add another 5), then at the
+// usual resync, so that a tunnel that cannot come up (UDP blocked on the
+// way) does not keep the router's API busy.
+const (
+	handshakeWait  = time.Second
+	handshakeHurry = 30 * time.Second
+)
 
 // tunnelRecheck returns when to look at the tunnel again: soon while its
-// peer has not shaken hands lately, zero otherwise.
+// peer has not shaken hands lately and has not waited long, zero otherwise.
 func (d *Daemon) tunnelRecheck(t *syncproto.TunnelState) time.Time {
-	if t == nil || len(t.Peers) == 0 {
-		return time.Time{}
-	}
 	now := d.clock.now()
-	if hs := t.Peers[0].LastHandshake; !hs.IsZero() && now.Sub(hs) < 150*time.Second {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t == nil || len(t.Peers) == 0 {
+		d.handshakeWaitSince = time.Time{}
 		return time.Time{}
 	}
-	return now.Add(tunnelWait)
+	if hs := t.Peers[0].LastHandshake; !hs.IsZero() && now.Sub(hs) < 150*time.Second {
+		d.handshakeWaitSince = time.Time{}
+		return time.Time{}
+	}
+	if d.handshakeWaitSince.IsZero() {
+		d.handshakeWaitSince = now
+	}
+	if now.Sub(d.handshakeWaitSince) > handshakeHurry {
+		return time.Time{}
+	}
+	return now.Add(handshakeWait)
 }
 
 // noteTunnel logs when the tunnel's error changes.

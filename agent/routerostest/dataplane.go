@@ -43,7 +43,9 @@ func (r *relayed) cut() {
 // natChangedLocked brings the data plane in line with the NAT table: the
 // user-space listeners and the OnNATChange hook.
 func (s *Server) natChangedLocked() {
-	if s.cfg.OnNATChange != nil {
+	// After Close the hook's channel is closed: changes made then (a hook,
+	// a command still in flight) reach nobody.
+	if s.cfg.OnNATChange != nil && !s.closed {
 		s.natEvents <- s.nat.snapshot()
 	}
 	if s.cfg.UserNAT == nil || s.closed {
