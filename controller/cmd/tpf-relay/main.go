@@ -17,7 +17,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -89,8 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	targetAP := ta.AddrPort()
 
-	loops, _ := strconv.Atoi(os.Getenv("XLOOPS")) // EXPERIMENT
-	eng, err := relay.New(relay.Config{DialTimeout: *dialTimeout, Logger: log, Loops: loops})
+	eng, err := relay.New(relay.Config{DialTimeout: *dialTimeout, Logger: log})
 	if err != nil {
 		return err
 	}
