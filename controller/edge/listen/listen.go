@@ -145,6 +145,9 @@ type Set struct {
 	done    chan struct{}
 	unwatch func() // Poller mode: stops the Poller watching epfd
 
+	// noFilterOnce says once that the kernel refuses socket filters.
+	noFilterOnce sync.Once
+
 	// accept is accept4(2); tests replace it to inject errors.
 	accept func(fd int) (int, netip.AddrPort, error)
 
@@ -317,7 +320,7 @@ func (s *Set) Open(port uint16, allow netip.Prefix) error {
 			return nil
 		}
 		// SO_ATTACH_FILTER swaps the program atomically (RCU).
-		if err := unix.SetsockoptSockFprog(l.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, fprog); err != nil {
+		if err := unix.SetsockoptSockFprog(l.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, fprog); err != nil && !s.filterRefused(err) {
 			return fmt.Errorf("listen: replace filter on %s: %w", s.addr(port), os.NewSyscallError("setsockopt", err))
 		}
 		l.allow = p
@@ -371,7 +374,7 @@ func (s *Set) listen(port uint16, prog *unix.SockFprog) (int, error) {
 			return -1, os.NewSyscallError("setsockopt "+o.name, err)
 		}
 	}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, prog); err != nil {
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, prog); err != nil && !s.filterRefused(err) {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
 	}
@@ -384,6 +387,23 @@ func (s *Set) listen(port uint16, prog *unix.SockFprog) (int, error) {
 		return -1, os.NewSyscallError("listen", err)
 	}
 	return fd, nil
+}
+
+// filterRefused reports whether err is the kernel refusing socket filters to
+// a process without CAP_NET_ADMIN (kernel.unprivileged_bpf_disabled also
+// covers classic filters on recent kernels). The listener then opens
+// without one: sources outside its range complete the handshake and are
+// closed at once by the check after accept, so they are still refused, but
+// the port no longer looks filtered. Said once per Set.
+func (s *Set) filterRefused(err error) bool {
+	if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) {
+		return false
+	}
+	s.noFilterOnce.Do(func() {
+		s.log.Warn("the kernel refuses socket filters to this process (it lacks CAP_NET_ADMIN): listeners open without stealth; " +
+			"sources outside a forward's allowed range are still refused, after the handshake instead of before it")
+	})
+	return true
 }
 
 // Close stops listening on port; connections waiting in its accept queue are
