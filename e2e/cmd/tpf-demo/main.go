@@ -187,17 +187,59 @@ Try it yourself (it expires %s; Ctrl-C stops the demo):
 
   curl %s
 
-Revoke it and watch the connection go:
+The demo holds a connection open through the forward. Revoke it and watch the
+connection go:
 
   curl -X DELETE %s%s/%s -H 'Authorization: Bearer %s'
 
 `, f.TimeToExpire, url, base, path, f.ID, token)
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-ctrlErr:
-		return err
+	cut := holdOpen(ctx, fmt.Sprintf("%s:%d", f.EntryPoint, f.Port))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-ctrlErr:
+			return err
+		case d, ok := <-cut:
+			if !ok {
+				cut = nil // the connection could not be held; nothing to watch
+				continue
+			}
+			var now forwardJSON
+			api.get(path+"/"+f.ID, &now)
+			say("the connection the demo held open through the forward (for %v) was cut; the forward is now %s, and nothing reaches the device any more",
+				d.Round(time.Second), now.Status)
+			cut = nil
+		}
 	}
+}
+
+// holdOpen opens a connection through the forward at addr and keeps it,
+// idle, until the edge cuts it; it then sends how long it lasted. The
+// channel closes without a value when the connection cannot be opened or
+// ctx ends first.
+func holdOpen(ctx context.Context, addr string) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		defer close(out)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		start := time.Now()
+		// An HTTP request without its end keeps the device's server
+		// waiting: the connection stays open until the edge cuts it.
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: demo\r\n"))
+		io.Copy(io.Discard, c)
+		if ctx.Err() == nil {
+			out <- time.Since(start)
+		}
+	}()
+	return out
 }
 
 // tunnelCapable says why this process could not hold a WireGuard
