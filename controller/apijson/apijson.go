@@ -64,6 +64,50 @@ type NewForward struct {
 	Masquerade         bool   `json:"masquerade"`
 }
 
+// Access is a transient access: a time-limited WinBox or SSH login to a
+// router itself (GET, POST /api/routers/{router_id}/transient-access[/{id}]).
+type Access struct {
+	ID       string `json:"id"`
+	RouterID string `json:"router_id"`
+	// Type is winbox or ssh.
+	Type     string `json:"type"`
+	Username string `json:"username"`
+	// Password is shown once, in the answer to the create; omitted
+	// everywhere else.
+	Password     string  `json:"password,omitempty"`
+	EntryPoint   string  `json:"entry_point"`
+	Port         int     `json:"port"`
+	AllowFrom    string  `json:"allow_from"`
+	ReadOnly     bool    `json:"read_only"`
+	CreatedAt    string  `json:"created_at"`
+	ExpiresAt    string  `json:"expires_at"`
+	TimeToExpire string  `json:"time_to_expire"`
+	Expired      bool    `json:"expired"`
+	RevokedEarly bool    `json:"revoked_early"`
+	RevokedAt    *string `json:"revoked_at"`
+	// Status is pending, active, removing or removed, as for forwards.
+	Status string `json:"status"`
+	// ServicePort is the router's port of the service, where the edge
+	// relays to.
+	ServicePort int `json:"service_port"`
+	// SSHCommand is the command line that logs in (ssh accesses only).
+	SSHCommand        string  `json:"ssh_command,omitempty"`
+	RouterError       *string `json:"router_error"`
+	EdgeError         *string `json:"edge_error"`
+	TunnelError       *string `json:"tunnel_error"`
+	ConnectionsActive int     `json:"connections_active"`
+}
+
+// NewAccess is the creation object of POST
+// /api/routers/{router_id}/transient-access; read_only is optional (default
+// false), and expire_after_minutes may be a digit string.
+type NewAccess struct {
+	Type               string `json:"type"`
+	ExpireAfterMinutes int64  `json:"expire_after_minutes"`
+	AllowFrom          string `json:"allow_from"`
+	ReadOnly           bool   `json:"read_only"`
+}
+
 // Connection is one connection the edge relayed for a forward, an element
 // of GET …/transient-forwarding/{id}/connections.
 type Connection struct {

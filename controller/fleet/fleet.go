@@ -360,8 +360,13 @@ const (
 	ActionForwardCreate = "forward.create"
 	ActionForwardRevoke = "forward.revoke"
 	ActionForwardExpire = "forward.expire"
-	ActionRouterCreate  = "router.create"
-	ActionRouterDelete  = "router.delete"
+	// ActionAccessCreate, ActionAccessRevoke and ActionAccessExpire are a
+	// transient access's (its detail never holds the password).
+	ActionAccessCreate = "access.create"
+	ActionAccessRevoke = "access.revoke"
+	ActionAccessExpire = "access.expire"
+	ActionRouterCreate = "router.create"
+	ActionRouterDelete = "router.delete"
 	// ActionAgentTokenRotate: a router's agent token was replaced.
 	ActionAgentTokenRotate = "router.agent_token_rotate"
 	// ActionTokenCreate and ActionTokenRevoke: an API token of the account

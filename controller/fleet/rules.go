@@ -108,8 +108,8 @@ func ValidateNewForward(in NewForwardInput, rules ForwardRules) (nf NewForward, 
 	}
 
 	if !wrong(FieldExpireAfterMinutes, "an integer") {
-		if minutes, ok := p.Integer(FieldExpireAfterMinutes, in.ExpireAfterMinutes, int64(rules.MinExpireMinutes), int64(rules.MaxExpireMinutes)); ok {
-			nf.Duration = time.Duration(minutes) * time.Minute
+		if d, ok := p.expireAfter(in.ExpireAfterMinutes, rules); ok {
+			nf.Duration = d
 		}
 	}
 	if !wrong(FieldDstPort, "an integer") {
@@ -132,25 +132,42 @@ func ValidateNewForward(in NewForwardInput, rules ForwardRules) (nf NewForward, 
 		}
 	}
 	if !wrong(FieldAllowFrom, "a string") {
-		if text, ok := p.Text(FieldAllowFrom, in.AllowFrom, MaxAddressText); ok {
-			prefix, err := forward.Source(text, rules.AllowSources)
-			switch {
-			case errors.Is(err, forward.ErrPrefixLength):
-				p.Add(FieldAllowFrom, "The allow from field must be a CIDR range between /24 and /32.")
-			case errors.Is(err, forward.ErrNotRoutable):
-				s := sourcePrefix(text)
-				p.Add(FieldAllowFrom, "The allow from field must be a publicly routed IPv4 address or range; "+s.String()+" is "+forward.PrefixClass(s)+".")
-			case err != nil:
-				p.Add(FieldAllowFrom, "The allow from field must be a valid IPv4 address or CIDR range.")
-			default:
-				nf.AllowFrom = prefix
-			}
+		if prefix, ok := p.allowFrom(in.AllowFrom, rules); ok {
+			nf.AllowFrom = prefix
 		}
 	}
 	if !wrong(FieldMasquerade, "true or false") {
 		nf.Masquerade = in.Masquerade
 	}
 	return nf, problems
+}
+
+// allowFrom checks an allow_from: a publicly routed IPv4 address or range
+// between /24 and /32 (or one of rules.AllowSources).
+func (p *Problems) allowFrom(in string, rules ForwardRules) (netip.Prefix, bool) {
+	text, ok := p.Text(FieldAllowFrom, in, MaxAddressText)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	prefix, err := forward.Source(text, rules.AllowSources)
+	switch {
+	case errors.Is(err, forward.ErrPrefixLength):
+		p.Add(FieldAllowFrom, "The allow from field must be a CIDR range between /24 and /32.")
+	case errors.Is(err, forward.ErrNotRoutable):
+		s := sourcePrefix(text)
+		p.Add(FieldAllowFrom, "The allow from field must be a publicly routed IPv4 address or range; "+s.String()+" is "+forward.PrefixClass(s)+".")
+	case err != nil:
+		p.Add(FieldAllowFrom, "The allow from field must be a valid IPv4 address or CIDR range.")
+	default:
+		return prefix, true
+	}
+	return netip.Prefix{}, false
+}
+
+// expireAfter checks an expire_after_minutes against the rules' bounds.
+func (p *Problems) expireAfter(in string, rules ForwardRules) (time.Duration, bool) {
+	minutes, ok := p.Integer(FieldExpireAfterMinutes, in, int64(rules.MinExpireMinutes), int64(rules.MaxExpireMinutes))
+	return time.Duration(minutes) * time.Minute, ok
 }
 
 // sourcePrefix reads an allow_from that passed the syntax checks, for

@@ -92,6 +92,10 @@ type Desired struct {
 	// src-address of its rules.
 	EdgeAddress netip.Addr `json:"edge_address"`
 	Forwards    []Forward  `json:"forwards"`
+	// Accesses are the transient logins to the router itself that it must
+	// hold: RouterOS users and the input rules that let the edge reach
+	// their service.
+	Accesses []Access `json:"accesses,omitempty"`
 	// Tunnel is the router's end of the management tunnel to its region's
 	// edge, which the agent keeps on the router; nil means the region has
 	// no managed tunnel (the operator brings a VPN), and the agent removes
@@ -111,6 +115,31 @@ type Forward struct {
 	DstPort    uint16     `json:"dst_port"`
 	ExpiresAt  time.Time  `json:"expires_at"`
 	Masquerade bool       `json:"masquerade,omitempty"`
+}
+
+// Access services: the router service an access logs in to.
+const (
+	ServiceSSH    = "ssh"
+	ServiceWinbox = "winbox"
+)
+
+// Access is a transient login to the router itself: a RouterOS user named
+// Username in a group tpf keeps (full or read-only), allowed to log in only
+// from the edge's tunnel address, and an input rule that accepts the
+// edge's connections to Service over the tunnel, until ExpiresAt.
+type Access struct {
+	ID string `json:"id"`
+	// Service is ServiceSSH or ServiceWinbox: the /ip/service whose port
+	// the agent reports back in Result.ServicePort.
+	Service  string `json:"service"`
+	Username string `json:"username"`
+	// Password is the user's password. The controller sends it only until
+	// the agent has confirmed the user; after that it is empty, and the
+	// agent never changes the password of a user it holds. An agent that
+	// must create the user again without it refuses the access.
+	Password  string    `json:"password,omitempty"`
+	ReadOnly  bool      `json:"read_only,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Tunnel is a router's end of the WireGuard management tunnel: one
@@ -238,10 +267,11 @@ type Report struct {
 	Revision     int64  `json:"revision"`
 	AgentVersion string `json:"agent_version"`
 	Router       Router `json:"router"`
-	// Results has one entry per forward of the set.
+	// Results has one entry per forward and per access of the set.
 	Results []Result `json:"results"`
 	// Present lists the ids of every tpf forward with a rule on the router
-	// after applying: a forward missing here is confirmed removed.
+	// and of every access with a user or a rule on it, after applying: one
+	// missing here is confirmed removed.
 	Present []string `json:"present"`
 	// Error is a failure of the whole pass (router unreachable, login
 	// refused), empty when the pass ran.
@@ -270,6 +300,9 @@ type Result struct {
 	ID    string `json:"id"`
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
+	// ServicePort is, for an applied access, the port its service listens
+	// on, as the router's /ip/service says: where the edge must relay.
+	ServicePort uint16 `json:"service_port,omitempty"`
 }
 
 // Error reports a message that could not be handled.
