@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -165,4 +166,13 @@ func randomBelow(n int) int {
 			return int(b[0]) % n
 		}
 	}
+}
+
+// SSHCommand is the command line that logs in through an SSH access; empty
+// for WinBox.
+func (a Access) SSHCommand() string {
+	if a.Service != ServiceSSH {
+		return ""
+	}
+	return "ssh -p " + strconv.Itoa(int(a.Port)) + " " + a.Username + "@" + a.EntryPoint
 }
