@@ -185,11 +185,16 @@ func (s *server) handleConnectionList() authedHandler {
 			s.writeError(w, r, err)
 			return
 		}
-		out := make([]apijson.Connection, len(list))
-		for i, c := range list {
-			out[i] = apijson.Connection{ID: c.ID.String(), Source: c.Source, StartedAt: apijson.FormatTime(c.StartedAt), EndedAt: apijson.FormatTimePtr(c.EndedAt),
-				BytesUp: c.BytesUp, BytesDown: c.BytesDown, Reason: c.Reason}
-		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, toConnectionsJSON(list))
 	}
+}
+
+// toConnectionsJSON is a listing of connections as the API shows it.
+func toConnectionsJSON(list []fleet.Connection) []apijson.Connection {
+	out := make([]apijson.Connection, len(list))
+	for i, c := range list {
+		out[i] = apijson.Connection{ID: c.ID.String(), Source: c.Source, StartedAt: apijson.FormatTime(c.StartedAt), EndedAt: apijson.FormatTimePtr(c.EndedAt),
+			BytesUp: c.BytesUp, BytesDown: c.BytesDown, Reason: c.Reason}
+	}
+	return out
 }

@@ -602,6 +602,36 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	d.want(422, e, "GET", forwards+"/"+f2.ID+"/connections?limit=1001", e.token, nil)
 	d.want(404, e, "GET", forwards+"/"+uuid.NewString()+"/connections", e.token, nil)
 
+	// Transient access.
+	accesses := e.accessesPath(e.router)
+	d.checkRequest("POST", accesses, accessRequest())
+	a1 := decode[apijson.Access](t, d.want(201, e, "POST", accesses, e.token, accessRequest()).body)
+	winbox := map[string]any{"type": "winbox", "expire_after_minutes": "30", "allow_from": "81.2.69.7", "read_only": true, "note": "ignored"}
+	d.checkRequest("POST", accesses, winbox)
+	a2 := decode[apijson.Access](t, d.want(201, e, "POST", accesses, e.token, winbox).body)
+	d.want(422, e, "POST", accesses, e.token, map[string]any{"type": "telnet", "expire_after_minutes": 5})
+	d.want(400, e, "POST", accesses, e.token, "[]")
+	d.want(413, e, "POST", accesses, e.token, strings.Repeat(" ", 65<<10)+"{}")
+	d.want(200, e, "GET", accesses, e.token, nil)
+	d.want(200, e, "GET", accesses+"?state=live", e.token, nil)
+	d.want(422, e, "GET", accesses+"?state=ended", e.token, nil)
+	d.want(200, e, "GET", accesses+"/"+a1.ID, e.token, nil)
+	d.want(204, e, "DELETE", accesses+"/"+a1.ID, e.token, nil)
+	d.want(204, e, "DELETE", accesses+"/"+a1.ID, e.token, nil) // harmless again
+	d.want(200, e, "GET", accesses+"?state=all&limit=5", e.token, nil)
+	d.want(404, e, "GET", accesses+"/"+f2.ID, e.token, nil) // a forward is no access
+	d.want(404, e, "GET", forwards+"/"+a2.ID, e.token, nil) // nor the other way round
+	if err := e.svc().RecordConnections(ctx, e.region.ID, []syncproto.Connection{
+		{ID: uuid.NewString(), ForwardID: a2.ID, Source: src, Start: start},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if cs := decode[[]map[string]any](t, d.want(200, e, "GET", accesses+"/"+a2.ID+"/connections", e.token, nil).body); len(cs) != 1 {
+		t.Errorf("access connections: got %d, want 1", len(cs))
+	}
+	d.want(422, e, "GET", accesses+"/"+a2.ID+"/connections?limit=0", e.token, nil)
+	d.want(404, e, "GET", accesses+"/"+f2.ID+"/connections", e.token, nil)
+
 	// Regions, without and with an edge.
 	d.want(200, e, "GET", "/api/regions", e.token, nil)
 	edgeToken, err := e.svc().IssueEdgeToken(ctx, e.region.ID)
@@ -664,6 +694,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	tiny := decode[apijson.Router](t, d.want(201, e, "POST", "/api/routers", e.token, map[string]any{"name": "tiny-r", "region": "tiny", "tunnel_address": "10.99.0.9"}).body)
 	d.want(201, e, "POST", "/api/routers/"+tiny.ID+"/transient-forwarding", e.token, seedRequest())
 	d.want(503, e, "POST", "/api/routers/"+tiny.ID+"/transient-forwarding", e.token, seedRequest())
+	d.want(503, e, "POST", "/api/routers/"+tiny.ID+"/transient-access", e.token, accessRequest())
 
 	// Every operation: 401 with a wrong token, 404 for an unknown router.
 	ids := map[string]string{"router_id": e.router.String(), "id": f2.ID}
@@ -745,7 +776,14 @@ func TestOpenAPIEnumsMatchFleet(t *testing.T) {
 	if got := enum("Forward", "status"); !slices.Equal(got, statuses) {
 		t.Errorf("Forward.status: got %v, want %v", got, statuses)
 	}
+	if got := enum("Access", "status"); !slices.Equal(got, statuses) {
+		t.Errorf("Access.status: got %v, want %v", got, statuses)
+	}
+	if got := enum("Access", "type"); !slices.Equal(got, sorted(fleet.Services)) {
+		t.Errorf("Access.type: got %v, want %v", got, sorted(fleet.Services))
+	}
 	actions := sorted([]string{fleet.ActionForwardCreate, fleet.ActionForwardRevoke, fleet.ActionForwardExpire,
+		fleet.ActionAccessCreate, fleet.ActionAccessRevoke, fleet.ActionAccessExpire,
 		fleet.ActionRouterCreate, fleet.ActionRouterDelete, fleet.ActionAgentTokenRotate,
 		fleet.ActionTokenCreate, fleet.ActionTokenRevoke})
 	if got := enum("AuditEvent", "action"); !slices.Equal(got, actions) {

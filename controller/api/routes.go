@@ -10,6 +10,7 @@ import (
 // the methods they do not serve.
 func (s *server) routes(mux *http.ServeMux) {
 	const forwards = "/api/routers/{router_id}/transient-forwarding"
+	const accesses = "/api/routers/{router_id}/transient-access"
 
 	mux.Handle("GET "+forwards, s.auth(s.handleForwardList()))
 	mux.Handle("POST "+forwards, s.auth(s.handleForwardCreate()))
@@ -19,6 +20,15 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle(forwards+"/{id}", methodNotAllowed("GET, DELETE"))
 	mux.Handle("GET "+forwards+"/{id}/connections", s.auth(s.handleConnectionList()))
 	mux.Handle(forwards+"/{id}/connections", methodNotAllowed("GET"))
+
+	mux.Handle("GET "+accesses, s.auth(s.handleAccessList()))
+	mux.Handle("POST "+accesses, s.auth(s.handleAccessCreate()))
+	mux.Handle(accesses, methodNotAllowed("GET, POST"))
+	mux.Handle("GET "+accesses+"/{id}", s.auth(s.handleAccessGet()))
+	mux.Handle("DELETE "+accesses+"/{id}", s.auth(s.handleAccessRevoke()))
+	mux.Handle(accesses+"/{id}", methodNotAllowed("GET, DELETE"))
+	mux.Handle("GET "+accesses+"/{id}/connections", s.auth(s.handleAccessConnectionList()))
+	mux.Handle(accesses+"/{id}/connections", methodNotAllowed("GET"))
 
 	mux.Handle("GET /api/routers", s.auth(s.handleRouterList()))
 	mux.Handle("POST /api/routers", s.auth(s.handleRouterCreate()))

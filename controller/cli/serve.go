@@ -85,6 +85,7 @@ func serve(ctx context.Context, pool *pgxpool.Pool, set settings, migrate bool, 
 	defer clock.Stop()
 	m := metrics.New(metrics.Config{
 		Forwards:  func(ctx context.Context) ([]store.ForwardCount, error) { return st.CountForwards(ctx, time.Now()) },
+		Accesses:  func(ctx context.Context) ([]store.AccessCount, error) { return st.CountAccesses(ctx, time.Now()) },
 		ClockOff:  st.CountRoutersClockOff,
 		Tunnels:   func(ctx context.Context) (map[string]int64, error) { return st.CountTunnels(ctx, time.Now()) },
 		DBRetries: st.Retries,

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,16 +51,20 @@ func createForward(ctx context.Context, st *forwards.Service, p fleet.Principal,
 	return st.CreateForward(ctx, p, router, nf, now)
 }
 
-// TestContention runs every kind of writer the controller has — API writes,
-// agent reports, edge reports and connection records, the expiry clock and
-// the port grace — at once on two replicas (two pools, two Stores) of one
+// TestContention runs every kind of writer the controller has — API writes
+// (forwards and transient accesses), agent reports, edge reports and
+// connection records, the expiry clock and the port grace — at once on two
+// replicas (two pools, two Stores) of one
 // database, as production does (DESIGN.md invariant 7: concurrent writers
 // never fail each other). It fails on any error a writer gets (a deadlock or
 // a serialization failure surfaces as one), and, after a final quiet round
 // of reports, on any router whose rules differ from its live forwards, any
 // live forward that is not active, any ended forward whose removal was
 // reported but that is not removed, and any live forward left on a deleted
-// router.
+// router. Accesses are forwards of another kind and are held to the same; on
+// top, an agent never gets an access's password after it confirmed the user
+// (nor misses it before), and every live access relays to the service port
+// its router last reported.
 //
 // It is not parallel: it loads both cores on purpose and should not share
 // them with other tests, nor they with it.
@@ -123,6 +128,9 @@ type routerModel struct {
 	id      uuid.UUID
 	region  string
 	replica int // the replica its agent is connected to
+	// portShift moves the router's services off their default ports
+	// (SSH on 2222, WinBox on 8292), as its agent reports them.
+	portShift bool
 
 	deleting atomic.Bool // DeleteRouter was called
 	deleted  atomic.Bool // DeleteRouter returned
@@ -133,11 +141,30 @@ type routerModel struct {
 	// held is what the router holds, by forward id; only its agent
 	// goroutine touches it until the final round, after wg.Wait.
 	held map[uuid.UUID]bool
+	// seen and confirmed are the accesses the agent was sent, and those
+	// whose user it confirmed in a report that was recorded; only its agent
+	// goroutine touches them.
+	seen, confirmed map[uuid.UUID]bool
 }
 
 type modelForward struct {
 	expiresAt time.Time
 	revoked   bool
+	access    bool
+}
+
+// servicePort is the port the router's service listens on, as its agent
+// reports it; now and then (shift) one more, as if the operator had just
+// moved it.
+func (r *routerModel) servicePort(service string, shift bool) uint16 {
+	port := fleet.DefaultServicePort(service)
+	if r.portShift {
+		port = map[string]uint16{fleet.ServiceSSH: 2222, fleet.ServiceWinbox: 8292}[service]
+	}
+	if shift {
+		port++
+	}
+	return port
 }
 
 // now is the clock every writer reads: the wall clock in whole UTC seconds,
@@ -183,8 +210,9 @@ func (h *contention) setup(ctx context.Context) {
 			t.Fatal(err)
 		}
 		h.routers = append(h.routers, &routerModel{
-			id: r.ID, region: region, replica: i % len(h.replicas),
+			id: r.ID, region: region, replica: i % len(h.replicas), portShift: i%3 == 1,
 			forwards: map[uuid.UUID]*modelForward{}, held: map[uuid.UUID]bool{},
+			seen: map[uuid.UUID]bool{}, confirmed: map[uuid.UUID]bool{},
 		})
 	}
 	h.ops = map[string]int{}
@@ -281,8 +309,9 @@ func tolerated(r *routerModel, err error) bool {
 	return errors.Is(err, fleet.ErrNotFound) && r.deleting.Load()
 }
 
-// apiWriter creates, revokes (and revokes again) forwards and rotates agent
-// tokens on random routers through one replica, as API requests do.
+// apiWriter creates, revokes (and revokes again) forwards and accesses and
+// rotates agent tokens on random routers through one replica, as API
+// requests do.
 func (h *contention) apiWriter(stop <-chan struct{}, replica int, seed int64) {
 	st := h.replicas[replica]
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
@@ -309,7 +338,13 @@ func (h *contention) apiWriter(stop <-chan struct{}, replica int, seed int64) {
 			// it is due one to three seconds from now and the expiry
 			// clock ends it during the run.
 			left := time.Duration(1+rng.IntN(3)) * time.Second
-			h.create(st, r, now().Add(-10*time.Minute+left), 10*time.Minute)
+			if rng.IntN(3) == 0 {
+				h.createAccess(st, r, rng, now().Add(-10*time.Minute+left), 10*time.Minute)
+			} else {
+				h.create(st, r, now().Add(-10*time.Minute+left), 10*time.Minute)
+			}
+		case k%5 == 2 && len(live) < maxLivePerRouter:
+			h.createAccess(st, r, rng, now(), time.Hour)
 		case len(live) > 0 && (len(live) >= maxLivePerRouter || rng.IntN(5) < 2):
 			id := live[rng.IntN(len(live))]
 			h.revoke(st, r, id)
@@ -345,19 +380,48 @@ func (h *contention) create(st *forwards.Service, r *routerModel, created time.T
 	}
 }
 
-func (h *contention) revoke(st *forwards.Service, r *routerModel, id uuid.UUID) {
+// createAccess creates an SSH or WinBox access on r, as the API does.
+func (h *contention) createAccess(st *forwards.Service, r *routerModel, rng *rand.Rand, created time.Time, d time.Duration) {
 	start := time.Now()
 	ctx, cancel := opContext()
 	defer cancel()
-	err := st.RevokeForward(ctx, h.p, r.id, id, now())
+	a, err := st.CreateAccess(ctx, h.p, r.id, fleet.NewAccess{
+		Service: fleet.Services[rng.IntN(len(fleet.Services))], AllowFrom: netip.MustParsePrefix("81.2.69.0/24"),
+		ReadOnly: rng.IntN(2) == 0, Duration: d,
+	}, created)
+	switch {
+	case err == nil && a.Password == "":
+		h.fail("CreateAccess", errors.New("the new access has no password"))
+	case err == nil:
+		h.done("CreateAccess", start)
+		r.mu.Lock()
+		r.forwards[a.ID] = &modelForward{expiresAt: a.ExpiresAt, access: true}
+		r.mu.Unlock()
+	case !tolerated(r, err):
+		h.fail("CreateAccess", err)
+	}
+}
+
+func (h *contention) revoke(st *forwards.Service, r *routerModel, id uuid.UUID) {
+	r.mu.Lock()
+	access := r.forwards[id].access
+	r.mu.Unlock()
+	op, revoke := "RevokeForward", st.RevokeForward
+	if access {
+		op, revoke = "RevokeAccess", st.RevokeAccess
+	}
+	start := time.Now()
+	ctx, cancel := opContext()
+	defer cancel()
+	err := revoke(ctx, h.p, r.id, id, now())
 	switch {
 	case err == nil:
-		h.done("RevokeForward", start)
+		h.done(op, start)
 		r.mu.Lock()
 		r.forwards[id].revoked = true
 		r.mu.Unlock()
 	case !tolerated(r, err):
-		h.fail("RevokeForward", err)
+		h.fail(op, err)
 	}
 }
 
@@ -404,7 +468,17 @@ func (h *contention) agent(stop <-chan struct{}, r *routerModel) {
 			h.fail("DesiredSet", err)
 			continue
 		}
-		rep, held := agentReport(set, r.held, rng)
+		for _, a := range set.Accesses {
+			id := uuid.MustParse(a.ID)
+			switch {
+			case r.confirmed[id] && a.Password != "":
+				h.fail("DesiredSet", fmt.Errorf("access %s: the password was sent after the agent confirmed the user", id))
+			case !r.seen[id] && a.Password == "":
+				h.fail("DesiredSet", fmt.Errorf("access %s: sent the first time without its password", id))
+			}
+			r.seen[id] = true
+		}
+		rep, held := agentReport(set, r.held, rng, func(service string) uint16 { return r.servicePort(service, rng.IntN(10) == 0) })
 		start := time.Now()
 		ctx, cancel = opContext()
 		_, err = st.ApplyReport(ctx, r.id, rep, now())
@@ -418,14 +492,22 @@ func (h *contention) agent(stop <-chan struct{}, r *routerModel) {
 		}
 		h.done("ApplyReport", start)
 		r.held = held
+		if rep.Error == "" {
+			for _, res := range rep.Results {
+				if res.State == syncproto.StateApplied {
+					r.confirmed[uuid.MustParse(res.ID)] = true
+				}
+			}
+		}
 		// An agent reports after each set and pass, not in a tight loop.
 		time.Sleep(time.Duration(1+rng.IntN(5)) * time.Millisecond)
 	}
 }
 
 // agentReport is the report an agent that applied set to a router holding
-// held would send, and what the router holds afterwards.
-func agentReport(set *syncproto.Desired, held map[uuid.UUID]bool, rng *rand.Rand) (syncproto.Report, map[uuid.UUID]bool) {
+// held would send, and what the router holds afterwards; port says where an
+// access's service listens.
+func agentReport(set *syncproto.Desired, held map[uuid.UUID]bool, rng *rand.Rand, port func(service string) uint16) (syncproto.Report, map[uuid.UUID]bool) {
 	rep := syncproto.Report{Revision: set.Revision, AgentVersion: "test", Results: []syncproto.Result{}, Present: []string{}}
 	if rng.IntN(50) == 0 {
 		rep.Error = "dial 192.168.88.1:8728: connection refused"
@@ -433,16 +515,33 @@ func agentReport(set *syncproto.Desired, held map[uuid.UUID]bool, rng *rand.Rand
 	}
 	after := map[uuid.UUID]bool{}
 	inSet := map[uuid.UUID]bool{}
+	type item struct {
+		id      string
+		service string // an access's
+	}
+	var items []item
 	for _, f := range set.Forwards {
-		id := uuid.MustParse(f.ID)
+		items = append(items, item{id: f.ID})
+	}
+	for _, a := range set.Accesses {
+		items = append(items, item{id: a.ID, service: a.Service})
+	}
+	for _, f := range items {
+		id := uuid.MustParse(f.id)
 		inSet[id] = true
-		res := syncproto.Result{ID: f.ID, State: syncproto.StateApplied}
+		res := syncproto.Result{ID: f.id, State: syncproto.StateApplied}
+		if f.service != "" {
+			res.ServicePort = port(f.service)
+		}
 		if !held[id] {
 			switch rng.IntN(40) {
 			case 0:
 				res.State, res.Error = syncproto.StateFailed, "failure: already have such rule"
 			case 1:
 				res.State, res.Error = syncproto.StateRefused, "dst-address is not allowed"
+			}
+			if res.State != syncproto.StateApplied {
+				res.ServicePort = 0
 			}
 		}
 		if res.State == syncproto.StateApplied {
@@ -609,6 +708,11 @@ func (h *contention) finalRound(ctx context.Context) {
 			rep.Present = append(rep.Present, f.ID)
 			held[uuid.MustParse(f.ID)] = true
 		}
+		for _, a := range set.Accesses {
+			rep.Results = append(rep.Results, syncproto.Result{ID: a.ID, State: syncproto.StateApplied, ServicePort: r.servicePort(a.Service, false)})
+			rep.Present = append(rep.Present, a.ID)
+			held[uuid.MustParse(a.ID)] = true
+		}
 		if _, err := st.ApplyReport(ctx, r.id, rep, end); err != nil {
 			t.Fatalf("final report of %s: %v", r.id, err)
 		}
@@ -637,7 +741,7 @@ func (h *contention) report() {
 	for _, op := range ops {
 		did = append(did, fmt.Sprintf("%s %d (slowest %v)", op, h.ops[op], h.worst[op].Round(time.Millisecond)))
 	}
-	t.Logf("in %v: %s; %d forwards expired", contentionRun, strings.Join(did, ", "), h.ended)
+	t.Logf("in %v: %s; %d forwards and accesses expired", contentionRun, strings.Join(did, ", "), h.ended)
 	for _, op := range slices.Sorted(mapKeys(h.fails)) {
 		var kinds []string
 		total := 0
@@ -648,7 +752,7 @@ func (h *contention) report() {
 		t.Errorf("%s: %d calls failed (%s), want none; first: %s", op, total, strings.Join(kinds, ", "), h.sample[op])
 	}
 	// A run in which some writer never got through proves nothing.
-	for _, op := range []string{"CreateForward", "RevokeForward", "RotateAgentToken", "DeleteRouter",
+	for _, op := range []string{"CreateForward", "RevokeForward", "CreateAccess", "RevokeAccess", "RotateAgentToken", "DeleteRouter",
 		"ApplyReport", "ApplyEdgeReport", "RecordConnections", "ExpireDue", "ReleasePorts"} {
 		if h.ops[op] == 0 {
 			t.Errorf("%s never succeeded; the run tested nothing of it", op)
@@ -681,6 +785,36 @@ func (h *contention) report() {
 			where router_id = $1 and ended_at is not null and status <> 'removed'`, r.id) {
 			t.Errorf("router %s: ended forward %s after its router reported the rule gone, want removed", r.id, s)
 		}
+		// Every live access relays to the port its router last reported.
+		for _, s := range queryStrings(t, pool, `select id::text || ' ' || kind || ' on ' || dst_port from forwards
+			where router_id = $1 and kind <> 'forward' and ended_at is null and expires_at > $2
+			  and dst_port <> case kind when 'ssh' then $3::integer else $4::integer end`,
+			r.id, h.endAt, r.servicePort(fleet.ServiceSSH, false), r.servicePort(fleet.ServiceWinbox, false)) {
+			t.Errorf("router %s: live access %s, want the service port its agent reported last", r.id, s)
+		}
+	}
+	for i, region := range h.regions {
+		l, err := h.replicas[i%len(h.replicas)].Listeners(context.Background(), region, syncproto.Limits{}, h.endAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports := map[string]uint16{}
+		for _, s := range queryStrings(t, pool, `select id::text || ' ' || (case kind when 'forward' then port else dst_port end)::text
+			from forwards where region_id = $1 and ended_at is null and expires_at > $2`, region, h.endAt) {
+			id, port, _ := strings.Cut(s, " ")
+			n, _ := strconv.Atoi(port)
+			ports[id] = uint16(n)
+		}
+		for _, li := range l.Listeners {
+			if li.Target.Port() != ports[li.ID] {
+				t.Errorf("region %s: listener %s relays to %s, want port %d", region, li.ID, li.Target, ports[li.ID])
+			}
+		}
+	}
+	// The password goes once the user is confirmed: after the final round,
+	// no live access holds one.
+	for _, s := range queryStrings(t, pool, `select id::text from forwards where access_password is not null`) {
+		t.Errorf("access %s still holds its password after its router confirmed the user", s)
 	}
 	for _, s := range queryStrings(t, pool, `select router_id::text || ': ' || id::text from forwards
 		where router_id = any($1) and ended_at is null`, deleted) {

@@ -13,8 +13,9 @@ import (
 	"github.com/tpf-dev/tpf/controller/store"
 )
 
-// ExpireDue ends up to limit forwards whose expiry is at or before now, and
-// returns how many it ended. It locks the routers of the due forwards that
+// ExpireDue ends up to limit forwards and accesses whose expiry is at or
+// before now, and returns how many it ended (audited as forward.expire and
+// access.expire). It locks the routers of the due forwards that
 // no other transaction holds, then their regions, then the forwards (the
 // lock order); forwards of routers held elsewhere — by a request, or by
 // another replica's expiry clock — are left for the next round.
@@ -52,16 +53,24 @@ func (s *Service) ExpireDue(ctx context.Context, now time.Time, limit int) (int,
 			return err
 		}
 		n = len(expired)
-		events := make([]store.AuditEvent, len(expired))
+		var forwards, accesses []store.AuditEvent
 		var changes []store.Change
-		for i, f := range expired {
-			events[i] = store.AuditEvent{Account: f.Account, Subject: f.ID,
+		for _, f := range expired {
+			e := store.AuditEvent{Account: f.Account, Subject: f.ID,
 				Detail: map[string]any{"router_id": f.Router, "expires_at": f.ExpiresAt}}
+			if f.Access {
+				accesses = append(accesses, e)
+			} else {
+				forwards = append(forwards, e)
+			}
 			if c := (store.Change{RouterID: f.Router, Region: f.Region}); !slices.Contains(changes, c) {
 				changes = append(changes, c)
 			}
 		}
-		if err := tx.Audit(ctx, now, fleet.ActorExpiry, fleet.ActionForwardExpire, events...); err != nil {
+		if err := tx.Audit(ctx, now, fleet.ActorExpiry, fleet.ActionForwardExpire, forwards...); err != nil {
+			return err
+		}
+		if err := tx.Audit(ctx, now, fleet.ActorExpiry, fleet.ActionAccessExpire, accesses...); err != nil {
 			return err
 		}
 		if len(changes) == 0 {

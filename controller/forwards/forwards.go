@@ -87,35 +87,45 @@ func insertForward(ctx context.Context, tx *store.Tx, region fleet.Region, row s
 
 // RevokeForward ends a forward early. Revoking a forward that already ended
 // (revoked or expired) changes nothing and is not an error; one that does
-// not exist, or whose router is not the principal's, is fleet.ErrNotFound.
+// not exist, or whose router is not the principal's, is fleet.ErrNotFound
+// (so is an access's id).
 func (s *Service) RevokeForward(ctx context.Context, p fleet.Principal, router, id uuid.UUID, now time.Time) error {
-	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+	if err := s.revoke(ctx, p, router, id, false, now); err != nil {
+		return fmt.Errorf("revoke forward %s: %w", id, err)
+	}
+	return nil
+}
+
+// revoke ends a forward (an access when access is set) early, as
+// RevokeForward and RevokeAccess describe.
+func (s *Service) revoke(ctx context.Context, p fleet.Principal, router, id uuid.UUID, access bool, now time.Time) error {
+	noun, action := "forward", fleet.ActionForwardRevoke
+	if access {
+		noun, action = "access", fleet.ActionAccessRevoke
+	}
+	return s.st.InTx(ctx, func(tx *store.Tx) error {
 		_, region, err := tx.LockRouter(ctx, p.AccountID, router)
 		if err != nil {
 			return err
 		}
-		ended, err := tx.EndForward(ctx, router, id, p.TokenID, now)
+		ended, err := tx.EndForward(ctx, router, id, p.TokenID, access, now)
 		if err != nil {
 			return err
 		}
 		if !ended {
-			exists, err := tx.ForwardExists(ctx, router, id)
+			exists, err := tx.ForwardExists(ctx, router, id, access)
 			if err == nil && !exists {
-				err = fmt.Errorf("forward %s: %w", id, fleet.ErrNotFound)
+				err = fmt.Errorf("%s %s: %w", noun, id, fleet.ErrNotFound)
 			}
 			return err // nil: it had ended already
 		}
-		if err := tx.Audit(ctx, now, p.Actor(), fleet.ActionForwardRevoke, store.AuditEvent{
+		if err := tx.Audit(ctx, now, p.Actor(), action, store.AuditEvent{
 			Account: p.AccountID, Subject: id, Detail: map[string]any{"router_id": router},
 		}); err != nil {
 			return err
 		}
 		return tx.Publish(ctx, store.Change{RouterID: router, Region: region.ID})
 	})
-	if err != nil {
-		return fmt.Errorf("revoke forward %s: %w", id, err)
-	}
-	return nil
 }
 
 // Forward returns one forward of one of the account's routers.

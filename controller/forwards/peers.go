@@ -42,8 +42,9 @@ func (s *Service) FarewellSet(ctx context.Context, secret string, router uuid.UU
 	return s.DesiredSet(ctx, router, now)
 }
 
-// DesiredSet is the full set of forwards router must hold at now; a deleted
-// router's is empty.
+// DesiredSet is the full set of forwards and accesses router must hold at
+// now; a deleted router's is empty. An access carries its user's password
+// only while the agent has not yet confirmed the user (see CreateAccess).
 func (s *Service) DesiredSet(ctx context.Context, router uuid.UUID, now time.Time) (*syncproto.Desired, error) {
 	set, err := s.st.RouterSet(ctx, router, now)
 	if err != nil {
@@ -65,10 +66,19 @@ func (s *Service) DesiredSet(ctx context.Context, router uuid.UUID, now time.Tim
 			ExpiresAt: f.ExpiresAt, Masquerade: f.Masquerade,
 		}
 	}
+	for _, a := range set.Accesses {
+		d.Accesses = append(d.Accesses, syncproto.Access{
+			ID: a.ID.String(), Service: a.Service, Username: a.Username, Password: a.Password,
+			ReadOnly: a.ReadOnly, ExpiresAt: a.ExpiresAt,
+		})
+	}
 	return d, nil
 }
 
-// Listeners is the full listener set of region at now, each with lim.
+// Listeners is the full listener set of region at now, each with lim: a
+// forward's listener relays to its router's tunnel address on the same port
+// (where the router's rule takes it on), an access's to the router's port
+// of its service.
 func (s *Service) Listeners(ctx context.Context, region string, lim syncproto.Limits, now time.Time) (*syncproto.Listeners, error) {
 	set, err := s.st.RegionSet(ctx, region, now)
 	if err != nil {
@@ -88,7 +98,7 @@ func (s *Service) Listeners(ctx context.Context, region string, lim syncproto.Li
 	for i, ln := range set.Listeners {
 		l.Listeners[i] = syncproto.Listener{
 			ID: ln.ID.String(), Port: ln.Port, Allow: ln.Allow,
-			Target: netip.AddrPortFrom(ln.TunnelAddress, ln.Port), ExpiresAt: ln.ExpiresAt, Limits: lim,
+			Target: netip.AddrPortFrom(ln.TunnelAddress, ln.TargetPort), ExpiresAt: ln.ExpiresAt, Limits: lim,
 		}
 	}
 	return l, nil
@@ -150,6 +160,13 @@ type Activation struct {
 // their ports), and refusals and failures are kept on the forward. The
 // agent's own status is written first, on its own; a failed pass confirms
 // nothing. Only forwards whose state changes are written, in one statement.
+//
+// Accesses are forwards here too. The write that confirms an access (its
+// user is on the router) also clears its password from the database. An
+// applied access whose service listens on another port than the one known
+// gets that port, and its region's listener set changes (the edge relays
+// there): the region is then locked before the forwards, as the lock order
+// has it.
 func (s *Service) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto.Report, now time.Time) (ReportOutcome, error) {
 	pass := store.AgentPass{
 		AgentInfo: agentInfo(r.AgentVersion, r.Router), Revision: r.Revision, Error: r.Error,
@@ -185,12 +202,32 @@ func (s *Service) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto
 				}
 			}
 		}
+		// A service port that differs from the one known changes the
+		// region's listeners: lock the region before the forwards. The
+		// check locks nothing; a port found changed only after the lock
+		// (a race with another report of the router) waits for the next
+		// report.
+		portRegion, err := tx.AccessPortsRegion(ctx, router, rr.ports)
+		if err != nil {
+			return err
+		}
+		if portRegion != "" {
+			if err := tx.LockRegions(ctx, []string{portRegion}); err != nil {
+				return err
+			}
+		}
 		rows, err := tx.LockRouterForwards(ctx, router, rr.ids(), now.Add(-fleet.TunnelUpWithin))
 		if err != nil {
 			return err
 		}
-		out = agentReported(rows, rr, present)
-		return tx.WriteForwardStates(ctx, out.changed, now)
+		out = agentReported(rows, rr, present, portRegion != "")
+		if err := tx.WriteForwardStates(ctx, out.changed, now); err != nil {
+			return err
+		}
+		if out.portsChanged {
+			return tx.Publish(ctx, store.Change{Region: portRegion})
+		}
+		return nil
 	})
 	if err != nil {
 		return ReportOutcome{}, fmt.Errorf("report of %s: %w", router, err)

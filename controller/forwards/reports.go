@@ -25,15 +25,17 @@ func activate(f *forwardState) {
 }
 
 // reportResults is a report's results by forward id: the forwards applied,
-// and the message to keep on each other one ("refused: …"). Results whose
-// ids are not UUIDs are ignored.
+// the message to keep on each other one ("refused: …"), and the service
+// ports reported with applied results (accesses'). Results whose ids are not
+// UUIDs are ignored.
 type reportResults struct {
 	applied map[uuid.UUID]bool
 	failed  map[uuid.UUID]string
+	ports   map[uuid.UUID]uint16
 }
 
 func readResults(results []syncproto.Result) reportResults {
-	rr := reportResults{applied: map[uuid.UUID]bool{}, failed: map[uuid.UUID]string{}}
+	rr := reportResults{applied: map[uuid.UUID]bool{}, failed: map[uuid.UUID]string{}, ports: map[uuid.UUID]uint16{}}
 	for _, res := range results {
 		id, err := uuid.Parse(res.ID)
 		if err != nil {
@@ -42,6 +44,9 @@ func readResults(results []syncproto.Result) reportResults {
 		if res.State == syncproto.StateApplied {
 			rr.applied[id] = true
 			delete(rr.failed, id)
+			if res.ServicePort != 0 {
+				rr.ports[id] = res.ServicePort
+			}
 		} else if !rr.applied[id] {
 			rr.failed[id] = res.State + ": " + res.Error
 		}
@@ -66,6 +71,9 @@ type reportOutcome struct {
 	changed   []forwardState
 	activated []Activation
 	removed   []uuid.UUID
+	// portsChanged: a live access's service port changed, and with it its
+	// region's listener set.
+	portsChanged bool
 }
 
 // record notes the change from old to f, if any.
@@ -80,19 +88,27 @@ func (o *reportOutcome) record(old, f forwardState) {
 	if old.Status != fleet.StatusRemoved && f.Status == fleet.StatusRemoved {
 		o.removed = append(o.removed, f.ID)
 	}
+	if old.DstPort != f.DstPort {
+		o.portsChanged = true
+	}
 }
 
 // agentReported applies an agent's results to its router's locked forwards:
 // applied rules are confirmed (and may make their forward active), failures
 // are kept on the forward, and ended forwards the router no longer holds
-// (not in present) are removed.
-func agentReported(rows []forwardState, rr reportResults, present map[uuid.UUID]bool) reportOutcome {
+// (not in present) are removed. With movePorts (the caller holds the
+// region's lock), a live access takes the service port reported with it.
+func agentReported(rows []forwardState, rr reportResults, present map[uuid.UUID]bool, movePorts bool) reportOutcome {
 	var out reportOutcome
 	for _, old := range rows {
 		f := old
 		if rr.applied[f.ID] {
 			f.RuleConfirmed, f.RouterError = true, ""
 			activate(&f)
+			if port, ok := rr.ports[f.ID]; ok && movePorts && f.Service != "" &&
+				(f.Status == fleet.StatusPending || f.Status == fleet.StatusActive) {
+				f.DstPort = port
+			}
 		} else if msg, ok := rr.failed[f.ID]; ok {
 			f.RouterError = msg
 		}

@@ -29,6 +29,10 @@ func TestAgentReported(t *testing.T) {
 		// tunnelDown: the router's tunnel has not shaken hands lately (in
 		// every other case it has, or the region has no managed tunnel).
 		tunnelDown bool
+		// regionHeld: the caller locked the region, so service ports may
+		// move.
+		regionHeld   bool
+		portsChanged bool
 	}{{
 		name:    "rule confirmed, edge not yet listening: still pending",
 		rows:    []forwardState{pending},
@@ -73,6 +77,34 @@ func TestAgentReported(t *testing.T) {
 		results: []syncproto.Result{{ID: idB.String(), State: syncproto.StateApplied}},
 		present: []uuid.UUID{idB},
 		want:    []forwardState{{ID: idB, Status: fleet.StatusRemoving, RuleConfirmed: true}},
+	}, {
+		name:         "an access's service on another port: the port moves",
+		rows:         []forwardState{{ID: idA, Status: fleet.StatusPending, Service: fleet.ServiceSSH, DstPort: 22}},
+		results:      []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied, ServicePort: 2222}},
+		want:         []forwardState{{ID: idA, Status: fleet.StatusActive, Service: fleet.ServiceSSH, DstPort: 2222, RuleConfirmed: true}},
+		activated:    []uuid.UUID{idA},
+		regionHeld:   true,
+		portsChanged: true,
+	}, {
+		name:    "an access's service port changed but the region is not held: the next report moves it",
+		rows:    []forwardState{{ID: idA, Status: fleet.StatusActive, Service: fleet.ServiceWinbox, DstPort: 8291, RuleConfirmed: true}},
+		results: []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied, ServicePort: 18291}},
+	}, {
+		name:       "the same service port: nothing to write",
+		rows:       []forwardState{{ID: idA, Status: fleet.StatusActive, Service: fleet.ServiceWinbox, DstPort: 8291, RuleConfirmed: true}},
+		results:    []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied, ServicePort: 8291}},
+		regionHeld: true,
+	}, {
+		name:       "a forward's result with a service port: ignored",
+		rows:       []forwardState{{ID: idA, Status: fleet.StatusActive, DstPort: 22, RuleConfirmed: true}},
+		results:    []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied, ServicePort: 2222}},
+		regionHeld: true,
+	}, {
+		name:       "an ended access keeps its port",
+		rows:       []forwardState{{ID: idA, Status: fleet.StatusRemoving, Service: fleet.ServiceSSH, DstPort: 22, RuleConfirmed: true}},
+		results:    []syncproto.Result{{ID: idA.String(), State: syncproto.StateApplied, ServicePort: 2222}},
+		present:    []uuid.UUID{idA},
+		regionHeld: true,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +114,7 @@ func TestAgentReported(t *testing.T) {
 			for _, id := range tt.present {
 				present[id] = true
 			}
-			out := agentReported(tt.rows, readResults(tt.results), present)
+			out := agentReported(tt.rows, readResults(tt.results), present, tt.regionHeld)
 			if !reflect.DeepEqual(out.changed, tt.want) {
 				t.Errorf("changed: got %+v, want %+v", out.changed, tt.want)
 			}
@@ -95,6 +127,9 @@ func TestAgentReported(t *testing.T) {
 			}
 			if !reflect.DeepEqual(out.removed, tt.removed) {
 				t.Errorf("removed: got %+v, want %+v", out.removed, tt.removed)
+			}
+			if out.portsChanged != tt.portsChanged {
+				t.Errorf("portsChanged: got %v, want %v", out.portsChanged, tt.portsChanged)
 			}
 		})
 	}

@@ -77,8 +77,8 @@ func (s *Service) Routers(ctx context.Context, account uuid.UUID) ([]fleet.Route
 }
 
 // DeleteRouter removes one of the account's routers after ending its live
-// forwards; their ports are released by the grace period, since the router
-// will no longer confirm anything.
+// forwards and accesses; their ports are released by the grace period, since
+// the router will no longer confirm anything.
 func (s *Service) DeleteRouter(ctx context.Context, p fleet.Principal, id uuid.UUID, now time.Time) error {
 	err := s.st.InTx(ctx, func(tx *store.Tx) error {
 		router, region, err := tx.LockRouter(ctx, p.AccountID, id)
@@ -92,18 +92,36 @@ func (s *Service) DeleteRouter(ctx context.Context, p fleet.Principal, id uuid.U
 		if err != nil {
 			return err
 		}
-		var revoked []store.AuditEvent
+		var revoked, revokedAccesses []store.AuditEvent
+		forwardsEnded, accessesEnded := 0, 0
 		for _, f := range ended {
-			if f.Revoked {
-				revoked = append(revoked, store.AuditEvent{Account: p.AccountID, Subject: f.ID,
-					Detail: map[string]any{"router_id": id, "reason": "router deleted"}})
+			e := store.AuditEvent{Account: p.AccountID, Subject: f.ID,
+				Detail: map[string]any{"router_id": id, "reason": "router deleted"}}
+			switch {
+			case f.Access:
+				accessesEnded++
+				if f.Revoked {
+					revokedAccesses = append(revokedAccesses, e)
+				}
+			default:
+				forwardsEnded++
+				if f.Revoked {
+					revoked = append(revoked, e)
+				}
 			}
 		}
 		if err := tx.Audit(ctx, now, p.Actor(), fleet.ActionForwardRevoke, revoked...); err != nil {
 			return err
 		}
+		if err := tx.Audit(ctx, now, p.Actor(), fleet.ActionAccessRevoke, revokedAccesses...); err != nil {
+			return err
+		}
+		detail := map[string]any{"name": router.Name, "forwards_ended": forwardsEnded}
+		if accessesEnded > 0 {
+			detail["accesses_ended"] = accessesEnded
+		}
 		if err := tx.Audit(ctx, now, p.Actor(), fleet.ActionRouterDelete, store.AuditEvent{
-			Account: p.AccountID, Subject: id, Detail: map[string]any{"name": router.Name, "forwards_ended": len(ended)},
+			Account: p.AccountID, Subject: id, Detail: detail,
 		}); err != nil {
 			return err
 		}

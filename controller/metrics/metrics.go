@@ -4,13 +4,13 @@
 //
 // Metrics is fed by the hub (it implements hub.Observer), by the API's
 // request middleware (ObserveRequest) and, at scrape time, by counts in the
-// database (Config.Forwards, ClockOff, Tunnels). It must not import the hub
+// database (Config.Forwards, Accesses, ClockOff, Tunnels). It must not import the hub
 // or the API; they import it, or only its interfaces.
 //
 // Every name starts with tpf_; README.md ("Operations") lists them. The
 // hub's gauges and counters are per controller replica (sum them across
-// replicas); tpf_forwards, tpf_routers_clock_off and tpf_tunnels are read
-// from the shared database, so every replica reports the same numbers (take
+// replicas); tpf_forwards, tpf_accesses, tpf_routers_clock_off and
+// tpf_tunnels are read from the shared database, so every replica reports the same numbers (take
 // one, or max, never the sum).
 package metrics
 
@@ -40,6 +40,10 @@ type Config struct {
 	// (store.Store.CountForwards at the current time); nil leaves
 	// tpf_forwards out.
 	Forwards func(ctx context.Context) ([]store.ForwardCount, error)
+	// Accesses counts the live transient accesses at scrape time
+	// (store.Store.CountAccesses at the current time); nil leaves
+	// tpf_accesses out.
+	Accesses func(ctx context.Context) ([]store.AccessCount, error)
 	// ClockOff counts the routers whose clock is off the controller's by
 	// more than fleet.ClockWarnAfter (store.Store.CountRoutersClockOff);
 	// nil leaves tpf_routers_clock_off out.
@@ -52,7 +56,7 @@ type Config struct {
 	// DBRetries reads how many database transactions were retried
 	// (store.Store.Retries); nil leaves tpf_db_retries_total out.
 	DBRetries func() int64
-	// ScrapeTimeout bounds one call of Forwards, ClockOff or Tunnels; zero
+	// ScrapeTimeout bounds one call of Forwards, Accesses, ClockOff or Tunnels; zero
 	// means DefaultScrapeTimeout.
 	ScrapeTimeout time.Duration
 	// Logger receives scrape errors; nil discards.
@@ -133,6 +137,9 @@ func New(cfg Config) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Forwards != nil {
 		m.reg.MustRegister(&forwardsCollector{count: cfg.Forwards, timeout: cfg.ScrapeTimeout})
+	}
+	if cfg.Accesses != nil {
+		m.reg.MustRegister(&accessesCollector{count: cfg.Accesses, timeout: cfg.ScrapeTimeout})
 	}
 	if cfg.ClockOff != nil {
 		m.reg.MustRegister(&countCollector{count: cfg.ClockOff, timeout: cfg.ScrapeTimeout, desc: clockOffDesc})
@@ -290,6 +297,31 @@ func (c *forwardsCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range forwardStatuses {
 			ch <- prometheus.MustNewConstMetric(forwardsDesc, prometheus.GaugeValue, float64(n[key{r, s}]), r, string(s))
 		}
+	}
+}
+
+var accessesDesc = prometheus.NewDesc("tpf_accesses",
+	"Live transient accesses (WinBox and SSH logins to routers) by region and service, read from the database at scrape time; the same on every replica. Pairs without one are absent.",
+	[]string{"region", "service"}, nil)
+
+// accessesCollector reads tpf_accesses from the database at scrape time.
+type accessesCollector struct {
+	count   func(ctx context.Context) ([]store.AccessCount, error)
+	timeout time.Duration
+}
+
+func (c *accessesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- accessesDesc }
+
+func (c *accessesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	counts, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(accessesDesc, err)
+		return
+	}
+	for _, ac := range counts {
+		ch <- prometheus.MustNewConstMetric(accessesDesc, prometheus.GaugeValue, float64(ac.Accesses), ac.Region, ac.Service)
 	}
 }
 

@@ -206,3 +206,22 @@ tpf_tunnels{state="up"} 41
 		t.Errorf("the other metrics are missing:\n%s", out)
 	}
 }
+
+func TestAccessesAtScrapeTime(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(metrics.Config{Accesses: func(ctx context.Context) ([]store.AccessCount, error) {
+		return []store.AccessCount{
+			{Region: "eu1", Service: fleet.ServiceSSH, Accesses: 2},
+			{Region: "us1", Service: fleet.ServiceWinbox, Accesses: 1},
+		}, nil
+	}})
+	want := `
+# HELP tpf_accesses Live transient accesses (WinBox and SSH logins to routers) by region and service, read from the database at scrape time; the same on every replica. Pairs without one are absent.
+# TYPE tpf_accesses gauge
+tpf_accesses{region="eu1",service="ssh"} 2
+tpf_accesses{region="us1",service="winbox"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "tpf_accesses"); err != nil {
+		t.Error(err)
+	}
+}

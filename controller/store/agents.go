@@ -40,13 +40,16 @@ func (s *Store) RetiredRouter(ctx context.Context, secret string, router uuid.UU
 	return row.ID == router && row.DeletedAt != nil, nil
 }
 
-// RouterSet is what a router must hold: its live forwards, with the
-// revision they make up and the addresses its rules use.
+// RouterSet is what a router must hold: its live forwards and accesses,
+// with the revision they make up and the addresses its rules use.
 type RouterSet struct {
 	Revision      int64
 	TunnelAddress netip.Addr
 	EdgeAddress   netip.Addr
 	Forwards      []fleet.Forward
+	// Accesses are the router's live accesses, each with its password
+	// while that is still stored.
+	Accesses []DesiredAccess
 	// Deleted: the router was deleted; its agent gets one last set without
 	// forwards or tunnel, so that it leaves nothing behind.
 	Deleted bool
@@ -54,8 +57,8 @@ type RouterSet struct {
 	Tunnel fleet.RegionTunnel
 }
 
-// RouterSet reads router's live forwards at now in one snapshot, so that
-// the revision matches them.
+// RouterSet reads router's live forwards and accesses at now in one
+// snapshot, so that the revision matches them.
 func (s *Store) RouterSet(ctx context.Context, router uuid.UUID, now time.Time) (RouterSet, error) {
 	var set RouterSet
 	err := s.snapshot(ctx, func(q *db.Queries) error {
@@ -77,6 +80,15 @@ func (s *Store) RouterSet(ctx context.Context, router uuid.UUID, now time.Time) 
 		}
 		for i, r := range rows {
 			set.Forwards[i] = withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError)
+		}
+		accesses, err := q.ListDesiredAccesses(ctx, db.ListDesiredAccessesParams{RouterID: router, Now: now})
+		if err != nil {
+			return err
+		}
+		set.Accesses = make([]DesiredAccess, len(accesses))
+		for i, a := range accesses {
+			set.Accesses[i] = DesiredAccess{ID: a.ID, Service: a.Kind, Username: a.AccessUsername, ReadOnly: a.AccessReadOnly,
+				ExpiresAt: a.ExpiresAt.UTC(), Password: a.AccessPassword}
 		}
 		return nil
 	})

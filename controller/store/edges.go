@@ -53,7 +53,7 @@ func (s *Store) AuthenticateEdge(ctx context.Context, secret string) (fleet.Regi
 }
 
 // RegionSet is what a region's edge must hold: a listener per live
-// forward, with the revision they make up.
+// forward and access, with the revision they make up.
 type RegionSet struct {
 	Revision  int64
 	Listeners []Listener
@@ -70,13 +70,16 @@ type Peer struct {
 	Address   netip.Addr
 }
 
-// Listener is one live forward as its region's edge holds it: connections
-// from Allow to Port go to the router's tunnel address, same port.
+// Listener is one live forward or access as its region's edge holds it:
+// connections from Allow to Port go to the router's tunnel address on
+// TargetPort (a forward's own port, which the router's rule forwards on; an
+// access's service port).
 type Listener struct {
 	ID            uuid.UUID
 	Port          uint16
 	Allow         netip.Prefix
 	TunnelAddress netip.Addr
+	TargetPort    uint16
 	ExpiresAt     time.Time
 }
 
@@ -97,7 +100,7 @@ func (s *Store) RegionSet(ctx context.Context, region string, now time.Time) (Re
 		set = RegionSet{Revision: r.Revision, Listeners: make([]Listener, len(rows)), Tunnel: region.Tunnel, EdgeAddress: region.EdgeTunnelAddress}
 		for i, row := range rows {
 			set.Listeners[i] = Listener{ID: row.ID, Port: uint16(row.Port), Allow: row.AllowCidr,
-				TunnelAddress: row.TunnelAddress, ExpiresAt: row.ExpiresAt.UTC()}
+				TunnelAddress: row.TunnelAddress, TargetPort: uint16(row.TargetPort), ExpiresAt: row.ExpiresAt.UTC()}
 		}
 		if !region.Tunnel.Managed {
 			return nil

@@ -8,7 +8,8 @@ import (
 	"github.com/tpf-dev/tpf/controller/fleet"
 )
 
-// ForwardCount is how many unfinished forwards of a region have a status.
+// ForwardCount is how many unfinished forwards (not accesses) of a region
+// have a status.
 type ForwardCount struct {
 	Region string
 	// Status is pending, active or removing, as the API shows it (a live

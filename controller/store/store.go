@@ -1,11 +1,12 @@
 // Package store keeps the controller's state in PostgreSQL: an adapter over
 // the sqlc-generated queries of package db (generated from ../../sql), split
-// by noun, that turns rows into fleet values. It holds no protocol types and
-// no business flow: package forwards composes its transaction steps (Tx,
-// through InTx) into the changes of routers' and regions' sets, and every
-// such change publishes a notification on ChangesChannel in the same
-// transaction (Tx.Publish). PostgreSQL is the only source of truth; only
-// this package imports package db.
+// by noun, that turns rows into fleet values (transient accesses are rows
+// of the forwards table of another kind: see accesses.go). It holds no
+// protocol types and no business flow: package forwards composes its
+// transaction steps (Tx, through InTx) into the changes of routers' and
+// regions' sets, and every such change publishes a notification on
+// ChangesChannel in the same transaction (Tx.Publish). PostgreSQL is the
+// only source of truth; only this package imports package db.
 //
 // Times are always passed in by the caller (one clock reading per request),
 // never taken from the database's now(), so tests can inject a clock.
@@ -23,7 +24,9 @@
 // it changes; revision bumps touch only rows already locked. Several rows of
 // one table are locked in one statement ordered by id (select … order by id
 // for no key update). Reports lock only forwards, in id order, and write
-// their changes in one statement; the status columns of an agent or edge
+// their changes in one statement — but for an agent's report that changes
+// an access's service port (and so its region's listener set), which locks
+// the region first; the status columns of an agent or edge
 // (last seen, versions, applied revision) are written in single-statement
 // transactions of their own, holding nothing else. Locks are "for no key
 // update", which does not conflict with the "for key share" that inserting a

@@ -54,7 +54,7 @@ func (tx *Tx) LockRegions(ctx context.Context, ids []string) error {
 	return tx.q.LockRegions(ctx, ids)
 }
 
-// ForwardRow is a forward to insert.
+// ForwardRow is a forward to insert, or an access when Service is set.
 type ForwardRow struct {
 	Router    uuid.UUID
 	Region    string
@@ -62,6 +62,12 @@ type ForwardRow struct {
 	CreatedBy uuid.UUID
 	CreatedAt time.Time
 	fleet.NewForward
+	// Service makes the row an access to that service of the router
+	// (fleet.ServiceSSH or fleet.ServiceWinbox) with Login and ReadOnly;
+	// empty: a forward.
+	Service  string
+	Login    AccessLogin
+	ReadOnly bool
 }
 
 // InsertForward inserts f on its port; taken is true (and nothing
@@ -70,11 +76,15 @@ type ForwardRow struct {
 // removal. The partial unique index on held ports makes this safe against
 // concurrent inserts.
 func (tx *Tx) InsertForward(ctx context.Context, f ForwardRow, entryPoint string) (fw fleet.Forward, taken bool, err error) {
-	row, err := tx.q.InsertForward(ctx, db.InsertForwardParams{
+	p := db.InsertForwardParams{
 		RouterID: f.Router, RegionID: f.Region, Port: int32(f.Port), DstAddress: f.DstAddress, DstPort: int32(f.DstPort),
 		AllowCidr: f.AllowFrom, Masquerade: f.Masquerade, CreatedAt: f.CreatedAt,
-		ExpiresAt: f.CreatedAt.Add(f.Duration), CreatedBy: &f.CreatedBy,
-	})
+		ExpiresAt: f.CreatedAt.Add(f.Duration), CreatedBy: &f.CreatedBy, Kind: kindForward,
+	}
+	if f.Service != "" {
+		p.Kind, p.AccessUsername, p.AccessPassword, p.AccessReadOnly = f.Service, f.Login.Username, &f.Login.Password, f.ReadOnly
+	}
+	row, err := tx.q.InsertForward(ctx, p)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fleet.Forward{}, true, nil
 	}
@@ -96,19 +106,21 @@ func (tx *Tx) FreePort(ctx context.Context, region fleet.Region, router uuid.UUI
 	return uint16(p), err == nil, err
 }
 
-// EndForward revokes the router's forward id at now when it is still live;
-// ended is false when it had already ended or does not exist.
-func (tx *Tx) EndForward(ctx context.Context, router, id, by uuid.UUID, now time.Time) (ended bool, err error) {
-	_, err = tx.q.RevokeForward(ctx, db.RevokeForwardParams{Now: now, RevokedBy: &by, ID: id, RouterID: router})
+// EndForward revokes the router's forward id (an access when access is
+// set) at now when it is still live; ended is false when it had already
+// ended or does not exist. An access's password goes with it.
+func (tx *Tx) EndForward(ctx context.Context, router, id, by uuid.UUID, access bool, now time.Time) (ended bool, err error) {
+	_, err = tx.q.RevokeForward(ctx, db.RevokeForwardParams{Now: now, RevokedBy: &by, ID: id, RouterID: router, IsAccess: access})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// ForwardExists reports whether the router has a forward id, live or not.
-func (tx *Tx) ForwardExists(ctx context.Context, router, id uuid.UUID) (bool, error) {
-	return tx.q.ForwardExists(ctx, db.ForwardExistsParams{ID: id, RouterID: router})
+// ForwardExists reports whether the router has a forward id (an access when
+// access is set), live or not.
+func (tx *Tx) ForwardExists(ctx context.Context, router, id uuid.UUID, access bool) (bool, error) {
+	return tx.q.ForwardExists(ctx, db.ForwardExistsParams{ID: id, RouterID: router, IsAccess: access})
 }
 
 // CreateRouter inserts a router of the account with the hash of its agent
@@ -140,11 +152,13 @@ func (tx *Tx) MarkRouterDeleted(ctx context.Context, account, id uuid.UUID, now 
 	return notFound(err)
 }
 
-// EndedForward is a forward ended with its router.
+// EndedForward is a forward (or an access) ended with its router.
 type EndedForward struct {
 	ID uuid.UUID
 	// Revoked: it was still running; otherwise its time had passed.
 	Revoked bool
+	// Access: it is an access.
+	Access bool
 }
 
 // EndRouterForwards ends every live forward of the router at now: revoked
@@ -154,7 +168,7 @@ func (tx *Tx) EndRouterForwards(ctx context.Context, router, by uuid.UUID, now t
 	rows, err := tx.q.EndRouterForwards(ctx, db.EndRouterForwardsParams{Now: now, RevokedBy: &by, RouterID: router})
 	out := make([]EndedForward, len(rows))
 	for i, r := range rows {
-		out[i] = EndedForward{ID: r.ID, Revoked: r.RevokedAt != nil}
+		out[i] = EndedForward{ID: r.ID, Revoked: r.RevokedAt != nil, Access: r.Kind != kindForward}
 	}
 	return out, err
 }
@@ -196,11 +210,13 @@ func (tx *Tx) DueForwards(ctx context.Context, now time.Time, limit int) ([]DueF
 	return out, err
 }
 
-// ExpiredForward is a forward the expiry clock ended.
+// ExpiredForward is a forward (or an access) the expiry clock ended.
 type ExpiredForward struct {
 	ID, Router, Account uuid.UUID
 	Region              string
 	ExpiresAt           time.Time
+	// Access: it is an access.
+	Access bool
 }
 
 // ExpireForwards ends those of the forwards that are still live and due at
@@ -210,7 +226,8 @@ func (tx *Tx) ExpireForwards(ctx context.Context, ids []uuid.UUID, now time.Time
 	rows, err := tx.q.ExpireForwards(ctx, db.ExpireForwardsParams{Now: now, Ids: ids})
 	out := make([]ExpiredForward, len(rows))
 	for i, r := range rows {
-		out[i] = ExpiredForward{ID: r.ID, Router: r.RouterID, Account: r.AccountID, Region: r.RegionID, ExpiresAt: r.ExpiresAt.UTC()}
+		out[i] = ExpiredForward{ID: r.ID, Router: r.RouterID, Account: r.AccountID, Region: r.RegionID, ExpiresAt: r.ExpiresAt.UTC(),
+			Access: r.Kind != kindForward}
 	}
 	return out, err
 }
@@ -230,6 +247,11 @@ type ForwardState struct {
 	// shook hands with the edge lately (a condition, not a column).
 	TunnelUp  bool
 	CreatedAt time.Time
+	// Service is an access's service, empty for a forward.
+	Service string
+	// DstPort is where the forward goes; for an access, the router's port
+	// of its service, which its agent's reports may change.
+	DstPort uint16
 }
 
 // LockRouterForwards locks, in id order, the router's forwards among ids
@@ -258,15 +280,41 @@ func (tx *Tx) LockRegionForwards(ctx context.Context, region string, ids []uuid.
 // lockedState is a locked forward's state; both lock queries return the
 // same columns.
 func lockedState(r db.LockRegionForwardsRow) ForwardState {
-	return ForwardState{
+	f := ForwardState{
 		ID: r.ID, Status: fleet.Status(r.Status), RouterError: r.RouterError, EdgeError: r.EdgeError,
 		RuleConfirmed: r.RuleConfirmed, ListenerConfirmed: r.ListenerConfirmed, EdgeManaged: r.EdgeManaged,
-		TunnelUp: r.TunnelUp, CreatedAt: r.CreatedAt.UTC(),
+		TunnelUp: r.TunnelUp, CreatedAt: r.CreatedAt.UTC(), DstPort: uint16(r.DstPort),
 	}
+	if r.Kind != kindForward {
+		f.Service = r.Kind
+	}
+	return f
+}
+
+// AccessPortsRegion returns the region of router when one of its live
+// accesses among ports has a service port other than the one given there,
+// and "" when none has; it locks nothing (a report that is to change a port
+// locks the region first: the lock order).
+func (tx *Tx) AccessPortsRegion(ctx context.Context, router uuid.UUID, ports map[uuid.UUID]uint16) (string, error) {
+	if len(ports) == 0 {
+		return "", nil
+	}
+	p := db.AccessPortsRegionParams{RouterID: router}
+	for id, port := range ports {
+		p.Ids = append(p.Ids, id)
+		p.Ports = append(p.Ports, int32(port))
+	}
+	region, err := tx.q.AccessPortsRegion(ctx, p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return region, err
 }
 
 // WriteForwardStates writes the given states in one statement (confirmation
-// times and released ports at now); the transaction holds their rows.
+// times and released ports at now); the transaction holds their rows. An
+// access whose rule (its user) is confirmed loses its password in the same
+// write.
 func (tx *Tx) WriteForwardStates(ctx context.Context, states []ForwardState, now time.Time) error {
 	if len(states) == 0 {
 		return nil
@@ -279,6 +327,7 @@ func (tx *Tx) WriteForwardStates(ctx context.Context, states []ForwardState, now
 		p.EdgeErrors = append(p.EdgeErrors, f.EdgeError)
 		p.RulesConfirmed = append(p.RulesConfirmed, f.RuleConfirmed)
 		p.ListenersConfirmed = append(p.ListenersConfirmed, f.ListenerConfirmed)
+		p.DstPorts = append(p.DstPorts, int32(f.DstPort))
 	}
 	return tx.q.UpdateForwardStates(ctx, p)
 }

@@ -10,8 +10,11 @@ update regions set edge_managed = true where id = @id;
 select * from regions where edge_token_hash = @edge_token_hash;
 
 -- name: ListRegionListeners :many
--- The live forwards of a region, with the tunnel address of their router.
-select f.id, f.port, f.allow_cidr, f.expires_at, ro.tunnel_address
+-- The live forwards and accesses of a region, with the tunnel address of
+-- their router and the port there: a forward's own (the router's rule
+-- forwards it on), an access's service port.
+select f.id, f.port, f.allow_cidr, f.expires_at, ro.tunnel_address,
+       (case when f.kind = 'forward' then f.port else f.dst_port end)::integer as target_port
 from forwards f
 join routers ro on ro.id = f.router_id
 where f.region_id = @region_id and f.ended_at is null and f.expires_at > @now

@@ -1,13 +1,16 @@
 -- name: InsertForward :one
 -- Takes the port only when no other forward holds it in the region, and when
 -- no earlier forward of the same router on that port still awaits its
--- removal (a stale rule for the port may still sit on that router).
+-- removal (a stale rule for the port may still sit on that router). An
+-- access is a forward of another kind, with its login.
 insert into forwards (
     router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
-    status, created_at, expires_at, created_by
+    status, created_at, expires_at, created_by,
+    kind, access_username, access_password, access_read_only
 )
 select @router_id, @region_id, @port, @dst_address, @dst_port, @allow_cidr, @masquerade,
-       'pending', @created_at, @expires_at, @created_by
+       'pending', @created_at, @expires_at, @created_by,
+       @kind, @access_username, sqlc.narg(access_password), @access_read_only
 where not exists (
     select 1 from forwards o
     where o.router_id = @router_id and o.port = @port and o.status = 'removing'
@@ -32,13 +35,14 @@ limit 1;
 
 -- name: GetForward :one
 -- One round trip for the common read: the router's owner is checked here too.
+-- A forward (is_access false) or an access (true): neither is the other.
 select sqlc.embed(f), r.entry_point,
        (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
-where f.id = @id and f.router_id = @router_id
+where f.id = @id and f.router_id = @router_id and (f.kind <> 'forward') = @is_access::boolean
   and ro.account_id = @account_id and ro.deleted_at is null;
 
 -- name: ListLiveForwards :many
@@ -48,7 +52,7 @@ select sqlc.embed(f), r.entry_point,
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
-where f.router_id = @router_id and f.ended_at is null and f.expires_at > @now
+where f.router_id = @router_id and f.kind = 'forward' and f.ended_at is null and f.expires_at > @now
 order by f.created_at, f.id;
 
 -- name: ListForwards :many
@@ -59,19 +63,45 @@ select sqlc.embed(f), r.entry_point,
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
-where f.router_id = @router_id
+where f.router_id = @router_id and f.kind = 'forward'
   and (not @only_ended::boolean or f.ended_at is not null or f.expires_at <= @now)
 order by f.created_at desc, f.id desc
 limit @max_rows;
 
+-- name: ListAccesses :many
+-- A router's accesses, newest first: all of them, or only the live ones.
+select sqlc.embed(f), r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
+from forwards f
+join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
+where f.router_id = @router_id and f.kind <> 'forward'
+  and (not @only_live::boolean or (f.ended_at is null and f.expires_at > @now))
+order by f.created_at desc, f.id desc
+limit @max_rows;
+
+-- name: ListDesiredAccesses :many
+-- A router's live accesses as its agent must hold them, with the password
+-- while it is still kept (empty once the agent confirmed the user).
+select f.id, f.kind, f.access_username, coalesce(f.access_password, '')::text as access_password,
+       f.access_read_only, f.expires_at
+from forwards f
+where f.router_id = @router_id and f.kind <> 'forward' and f.ended_at is null and f.expires_at > @now
+order by f.created_at, f.id;
+
 -- name: RevokeForward :one
+-- Revokes a live forward (is_access false) or access (true); an access's
+-- password goes with it.
 update forwards
-set status = 'removing', revoked_at = @now::timestamptz, revoked_by = @revoked_by, ended_at = @now::timestamptz
-where id = @id and router_id = @router_id and ended_at is null and expires_at > @now
+set status = 'removing', revoked_at = @now::timestamptz, revoked_by = @revoked_by, ended_at = @now::timestamptz,
+    access_password = null
+where id = @id and router_id = @router_id and (kind <> 'forward') = @is_access::boolean
+  and ended_at is null and expires_at > @now
 returning id, router_id, region_id;
 
 -- name: ForwardExists :one
-select exists (select 1 from forwards where id = @id and router_id = @router_id);
+select exists (select 1 from forwards where id = @id and router_id = @router_id and (kind <> 'forward') = @is_access::boolean);
 
 -- name: EndRouterForwards :many
 -- Ends every live forward of a router being deleted: revoked when still
@@ -87,10 +117,11 @@ update forwards f
 set status = 'removing',
     revoked_at = case when f.expires_at > @now then @now::timestamptz end,
     revoked_by = case when f.expires_at > @now then sqlc.narg(revoked_by)::uuid end,
-    ended_at = least(@now, f.expires_at)
+    ended_at = least(@now, f.expires_at),
+    access_password = null
 from live
 where f.id = live.id
-returning f.id, f.region_id, f.revoked_at;
+returning f.id, f.region_id, f.revoked_at, f.kind;
 
 -- name: DueForwards :many
 -- Live forwards whose time has come, soonest first (nothing is locked yet:
@@ -110,10 +141,10 @@ with due as (
     for no key update
 )
 update forwards f
-set status = 'removing', ended_at = f.expires_at
+set status = 'removing', ended_at = f.expires_at, access_password = null
 from due, routers r
 where f.id = due.id and r.id = f.router_id
-returning f.id, f.router_id, f.region_id, r.account_id, f.expires_at;
+returning f.id, f.router_id, f.region_id, r.account_id, f.expires_at, f.kind;
 
 -- name: NextExpiry :one
 select expires_at from forwards
@@ -138,7 +169,7 @@ where f.id = due.id;
 -- name: LockRouterForwards :many
 -- The forwards an agent's report speaks of, and the router's forwards
 -- awaiting removal, locked in id order, with what a report may change.
-select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+select f.id, f.status, f.router_error, f.edge_error, f.created_at, f.kind, f.dst_port,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
        rg.edge_managed,
@@ -152,7 +183,7 @@ for no key update of f;
 
 -- name: LockRegionForwards :many
 -- The forwards of a region an edge's report speaks of, locked in id order.
-select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+select f.id, f.status, f.router_error, f.edge_error, f.created_at, f.kind, f.dst_port,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
        rg.edge_managed,
@@ -166,11 +197,15 @@ for no key update of f;
 
 -- name: UpdateForwardStates :exec
 -- Writes what reports changed, in one statement; the rows are locked by
--- LockRouterForwards or LockRegionForwards in the same transaction.
+-- LockRouterForwards or LockRegionForwards in the same transaction. An
+-- access's password goes once its agent confirmed the user (the rule), and
+-- its dst_port follows the router's port of its service.
 update forwards f
 set status = u.status,
     router_error = u.router_error,
     edge_error = u.edge_error,
+    dst_port = u.dst_port,
+    access_password = case when u.rule_confirmed then null else f.access_password end,
     rule_confirmed_at = case when u.rule_confirmed then coalesce(f.rule_confirmed_at, @now::timestamptz) end,
     listener_confirmed_at = case when u.listener_confirmed then coalesce(f.listener_confirmed_at, @now::timestamptz) end,
     port_released_at = case when u.status = 'removed' then coalesce(f.port_released_at, @now::timestamptz)
@@ -178,8 +213,19 @@ set status = u.status,
 from (select unnest(@ids::uuid[]) as id, unnest(@statuses::text[]) as status,
              unnest(@router_errors::text[]) as router_error, unnest(@edge_errors::text[]) as edge_error,
              unnest(@rules_confirmed::boolean[]) as rule_confirmed,
-             unnest(@listeners_confirmed::boolean[]) as listener_confirmed) as u
+             unnest(@listeners_confirmed::boolean[]) as listener_confirmed,
+             unnest(@dst_ports::integer[]) as dst_port) as u
 where f.id = u.id;
+
+-- name: AccessPortsRegion :one
+-- The region of a router whose live accesses among ids have a dst_port
+-- other than the service port reported for them (ports, by position), read
+-- without locking: a report that changes one locks the region first.
+select f.region_id
+from forwards f
+join (select unnest(@ids::uuid[]) as id, unnest(@ports::integer[]) as port) as u on u.id = f.id
+where f.router_id = @router_id and f.kind <> 'forward' and f.ended_at is null and f.dst_port <> u.port
+limit 1;
 
 -- name: CreateForwardAtOnce :one
 -- The common create in one statement, so one round trip and one implicit
@@ -189,8 +235,10 @@ where f.id = u.id;
 -- router on it awaits removal, record the audit event, bump both revisions
 -- and announce the change on commit. No row when the router is not the
 -- account's or the port is taken: the caller then takes the longer way.
+-- An access (kind ssh or winbox) goes to the router's own tunnel address
+-- (dst_address null) and is audited without its password.
 with target as (
-    select ro.id as router_id, rg.id as region_id, rg.entry_point,
+    select ro.id as router_id, rg.id as region_id, rg.entry_point, ro.tunnel_address,
            rg.port_min + mod(@port_offset::integer, rg.port_max - rg.port_min + 1) as port,
            (rg.tunnel_mode = 'managed')::boolean as tunnel_managed,
            ro.tunnel_handshake_at, ro.tunnel_error
@@ -201,10 +249,12 @@ with target as (
 ), ins as (
     insert into forwards (
         router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
-        status, created_at, expires_at, created_by
+        status, created_at, expires_at, created_by,
+        kind, access_username, access_password, access_read_only
     )
-    select t.router_id, t.region_id, t.port, @dst_address, @dst_port, @allow_cidr, @masquerade,
-           'pending', @created_at, @expires_at, @created_by
+    select t.router_id, t.region_id, t.port, coalesce(sqlc.narg(dst_address)::inet, t.tunnel_address), @dst_port, @allow_cidr, @masquerade,
+           'pending', @created_at, @expires_at, @created_by,
+           @kind, @access_username, sqlc.narg(access_password), @access_read_only
     from target t
     where not exists (
         select 1 from forwards o
@@ -215,9 +265,13 @@ with target as (
 ), audited as (
     insert into audit_events (at, account_id, actor, action, subject_id, detail)
     select @created_at, @account_id, @actor, @action::text, ins.id,
-           jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'dst_address', host(ins.dst_address),
-                              'dst_port', ins.dst_port, 'allow_from', ins.allow_cidr::text,
-                              'expires_at', ins.expires_at, 'masquerade', ins.masquerade)
+           case when ins.kind = 'forward'
+                then jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'dst_address', host(ins.dst_address),
+                                        'dst_port', ins.dst_port, 'allow_from', ins.allow_cidr::text,
+                                        'expires_at', ins.expires_at, 'masquerade', ins.masquerade)
+                else jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'type', ins.kind,
+                                        'username', ins.access_username, 'allow_from', ins.allow_cidr::text,
+                                        'expires_at', ins.expires_at, 'read_only', ins.access_read_only) end
     from ins
 ), bumped_router as (
     update routers set revision = revision + 1 where id in (select router_id from ins)
@@ -230,7 +284,7 @@ with target as (
 select ins.id, ins.router_id, ins.region_id, ins.port, ins.dst_address, ins.dst_port, ins.allow_cidr,
        ins.masquerade, ins.status, ins.created_at, ins.expires_at, ins.created_by, ins.revoked_at,
        ins.revoked_by, ins.ended_at, ins.port_released_at, ins.router_error, ins.rule_confirmed_at,
-       ins.listener_confirmed_at, ins.edge_error,
+       ins.listener_confirmed_at, ins.edge_error, ins.kind, ins.access_username, ins.access_read_only,
        t.entry_point, t.tunnel_managed, t.tunnel_handshake_at, t.tunnel_error,
        (select count(*) from announced)::integer as announced
 from ins, target t;

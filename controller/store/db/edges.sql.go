@@ -148,7 +148,8 @@ func (q *Queries) ListConnections(ctx context.Context, arg ListConnectionsParams
 }
 
 const listRegionListeners = `-- name: ListRegionListeners :many
-select f.id, f.port, f.allow_cidr, f.expires_at, ro.tunnel_address
+select f.id, f.port, f.allow_cidr, f.expires_at, ro.tunnel_address,
+       (case when f.kind = 'forward' then f.port else f.dst_port end)::integer as target_port
 from forwards f
 join routers ro on ro.id = f.router_id
 where f.region_id = $1 and f.ended_at is null and f.expires_at > $2
@@ -167,9 +168,12 @@ type ListRegionListenersRow struct {
 	AllowCidr     netip.Prefix
 	ExpiresAt     time.Time
 	TunnelAddress netip.Addr
+	TargetPort    int32
 }
 
-// The live forwards of a region, with the tunnel address of their router.
+// The live forwards and accesses of a region, with the tunnel address of
+// their router and the port there: a forward's own (the router's rule
+// forwards it on), an access's service port.
 func (q *Queries) ListRegionListeners(ctx context.Context, arg ListRegionListenersParams) ([]ListRegionListenersRow, error) {
 	rows, err := q.db.Query(ctx, listRegionListeners, arg.RegionID, arg.Now)
 	if err != nil {
@@ -185,6 +189,7 @@ func (q *Queries) ListRegionListeners(ctx context.Context, arg ListRegionListene
 			&i.AllowCidr,
 			&i.ExpiresAt,
 			&i.TunnelAddress,
+			&i.TargetPort,
 		); err != nil {
 			return nil, err
 		}

@@ -13,9 +13,33 @@ import (
 	"github.com/google/uuid"
 )
 
+const accessPortsRegion = `-- name: AccessPortsRegion :one
+select f.region_id
+from forwards f
+join (select unnest($1::uuid[]) as id, unnest($2::integer[]) as port) as u on u.id = f.id
+where f.router_id = $3 and f.kind <> 'forward' and f.ended_at is null and f.dst_port <> u.port
+limit 1
+`
+
+type AccessPortsRegionParams struct {
+	Ids      []uuid.UUID
+	Ports    []int32
+	RouterID uuid.UUID
+}
+
+// The region of a router whose live accesses among ids have a dst_port
+// other than the service port reported for them (ports, by position), read
+// without locking: a report that changes one locks the region first.
+func (q *Queries) AccessPortsRegion(ctx context.Context, arg AccessPortsRegionParams) (string, error) {
+	row := q.db.QueryRow(ctx, accessPortsRegion, arg.Ids, arg.Ports, arg.RouterID)
+	var region_id string
+	err := row.Scan(&region_id)
+	return region_id, err
+}
+
 const createForwardAtOnce = `-- name: CreateForwardAtOnce :one
 with target as (
-    select ro.id as router_id, rg.id as region_id, rg.entry_point,
+    select ro.id as router_id, rg.id as region_id, rg.entry_point, ro.tunnel_address,
            rg.port_min + mod($1::integer, rg.port_max - rg.port_min + 1) as port,
            (rg.tunnel_mode = 'managed')::boolean as tunnel_managed,
            ro.tunnel_handshake_at, ro.tunnel_error
@@ -26,55 +50,65 @@ with target as (
 ), ins as (
     insert into forwards (
         router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
-        status, created_at, expires_at, created_by
+        status, created_at, expires_at, created_by,
+        kind, access_username, access_password, access_read_only
     )
-    select t.router_id, t.region_id, t.port, $4, $5, $6, $7,
-           'pending', $8, $9, $10
+    select t.router_id, t.region_id, t.port, coalesce($4::inet, t.tunnel_address), $5, $6, $7,
+           'pending', $8, $9, $10,
+           $11, $12, $13, $14
     from target t
     where not exists (
         select 1 from forwards o
         where o.router_id = t.router_id and o.port = t.port and o.status = 'removing'
     )
     on conflict (region_id, port) where port_released_at is null do nothing
-    returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error
+    returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error, kind, access_username, access_password, access_read_only
 ), audited as (
     insert into audit_events (at, account_id, actor, action, subject_id, detail)
-    select $8, $3, $11, $12::text, ins.id,
-           jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'dst_address', host(ins.dst_address),
-                              'dst_port', ins.dst_port, 'allow_from', ins.allow_cidr::text,
-                              'expires_at', ins.expires_at, 'masquerade', ins.masquerade)
+    select $8, $3, $15, $16::text, ins.id,
+           case when ins.kind = 'forward'
+                then jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'dst_address', host(ins.dst_address),
+                                        'dst_port', ins.dst_port, 'allow_from', ins.allow_cidr::text,
+                                        'expires_at', ins.expires_at, 'masquerade', ins.masquerade)
+                else jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'type', ins.kind,
+                                        'username', ins.access_username, 'allow_from', ins.allow_cidr::text,
+                                        'expires_at', ins.expires_at, 'read_only', ins.access_read_only) end
     from ins
 ), bumped_router as (
     update routers set revision = revision + 1 where id in (select router_id from ins)
 ), bumped_region as (
     update regions set revision = revision + 1 where id in (select region_id from ins)
 ), announced as (
-    select pg_notify($13::text, json_build_object('router_id', ins.router_id, 'region', ins.region_id)::text)
+    select pg_notify($17::text, json_build_object('router_id', ins.router_id, 'region', ins.region_id)::text)
     from ins
 )
 select ins.id, ins.router_id, ins.region_id, ins.port, ins.dst_address, ins.dst_port, ins.allow_cidr,
        ins.masquerade, ins.status, ins.created_at, ins.expires_at, ins.created_by, ins.revoked_at,
        ins.revoked_by, ins.ended_at, ins.port_released_at, ins.router_error, ins.rule_confirmed_at,
-       ins.listener_confirmed_at, ins.edge_error,
+       ins.listener_confirmed_at, ins.edge_error, ins.kind, ins.access_username, ins.access_read_only,
        t.entry_point, t.tunnel_managed, t.tunnel_handshake_at, t.tunnel_error,
        (select count(*) from announced)::integer as announced
 from ins, target t
 `
 
 type CreateForwardAtOnceParams struct {
-	PortOffset int32
-	RouterID   uuid.UUID
-	AccountID  uuid.UUID
-	DstAddress netip.Addr
-	DstPort    int32
-	AllowCidr  netip.Prefix
-	Masquerade bool
-	CreatedAt  time.Time
-	ExpiresAt  time.Time
-	CreatedBy  *uuid.UUID
-	Actor      string
-	Action     string
-	Channel    string
+	PortOffset     int32
+	RouterID       uuid.UUID
+	AccountID      uuid.UUID
+	DstAddress     *netip.Addr
+	DstPort        int32
+	AllowCidr      netip.Prefix
+	Masquerade     bool
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	CreatedBy      *uuid.UUID
+	Kind           string
+	AccessUsername string
+	AccessPassword *string
+	AccessReadOnly bool
+	Actor          string
+	Action         string
+	Channel        string
 }
 
 type CreateForwardAtOnceRow struct {
@@ -98,6 +132,9 @@ type CreateForwardAtOnceRow struct {
 	RuleConfirmedAt     *time.Time
 	ListenerConfirmedAt *time.Time
 	EdgeError           string
+	Kind                string
+	AccessUsername      string
+	AccessReadOnly      bool
 	EntryPoint          string
 	TunnelManaged       bool
 	TunnelHandshakeAt   *time.Time
@@ -112,6 +149,8 @@ type CreateForwardAtOnceRow struct {
 // router on it awaits removal, record the audit event, bump both revisions
 // and announce the change on commit. No row when the router is not the
 // account's or the port is taken: the caller then takes the longer way.
+// An access (kind ssh or winbox) goes to the router's own tunnel address
+// (dst_address null) and is audited without its password.
 func (q *Queries) CreateForwardAtOnce(ctx context.Context, arg CreateForwardAtOnceParams) (CreateForwardAtOnceRow, error) {
 	row := q.db.QueryRow(ctx, createForwardAtOnce,
 		arg.PortOffset,
@@ -124,6 +163,10 @@ func (q *Queries) CreateForwardAtOnce(ctx context.Context, arg CreateForwardAtOn
 		arg.CreatedAt,
 		arg.ExpiresAt,
 		arg.CreatedBy,
+		arg.Kind,
+		arg.AccessUsername,
+		arg.AccessPassword,
+		arg.AccessReadOnly,
 		arg.Actor,
 		arg.Action,
 		arg.Channel,
@@ -150,6 +193,9 @@ func (q *Queries) CreateForwardAtOnce(ctx context.Context, arg CreateForwardAtOn
 		&i.RuleConfirmedAt,
 		&i.ListenerConfirmedAt,
 		&i.EdgeError,
+		&i.Kind,
+		&i.AccessUsername,
+		&i.AccessReadOnly,
 		&i.EntryPoint,
 		&i.TunnelManaged,
 		&i.TunnelHandshakeAt,
@@ -210,10 +256,11 @@ update forwards f
 set status = 'removing',
     revoked_at = case when f.expires_at > $1 then $1::timestamptz end,
     revoked_by = case when f.expires_at > $1 then $2::uuid end,
-    ended_at = least($1, f.expires_at)
+    ended_at = least($1, f.expires_at),
+    access_password = null
 from live
 where f.id = live.id
-returning f.id, f.region_id, f.revoked_at
+returning f.id, f.region_id, f.revoked_at, f.kind
 `
 
 type EndRouterForwardsParams struct {
@@ -226,6 +273,7 @@ type EndRouterForwardsRow struct {
 	ID        uuid.UUID
 	RegionID  string
 	RevokedAt *time.Time
+	Kind      string
 }
 
 // Ends every live forward of a router being deleted: revoked when still
@@ -240,7 +288,12 @@ func (q *Queries) EndRouterForwards(ctx context.Context, arg EndRouterForwardsPa
 	items := []EndRouterForwardsRow{}
 	for rows.Next() {
 		var i EndRouterForwardsRow
-		if err := rows.Scan(&i.ID, &i.RegionID, &i.RevokedAt); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.RegionID,
+			&i.RevokedAt,
+			&i.Kind,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -259,10 +312,10 @@ with due as (
     for no key update
 )
 update forwards f
-set status = 'removing', ended_at = f.expires_at
+set status = 'removing', ended_at = f.expires_at, access_password = null
 from due, routers r
 where f.id = due.id and r.id = f.router_id
-returning f.id, f.router_id, f.region_id, r.account_id, f.expires_at
+returning f.id, f.router_id, f.region_id, r.account_id, f.expires_at, f.kind
 `
 
 type ExpireForwardsParams struct {
@@ -276,6 +329,7 @@ type ExpireForwardsRow struct {
 	RegionID  string
 	AccountID uuid.UUID
 	ExpiresAt time.Time
+	Kind      string
 }
 
 // Ends the given forwards if they are still live and due; the caller holds
@@ -295,6 +349,7 @@ func (q *Queries) ExpireForwards(ctx context.Context, arg ExpireForwardsParams) 
 			&i.RegionID,
 			&i.AccountID,
 			&i.ExpiresAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -307,16 +362,17 @@ func (q *Queries) ExpireForwards(ctx context.Context, arg ExpireForwardsParams) 
 }
 
 const forwardExists = `-- name: ForwardExists :one
-select exists (select 1 from forwards where id = $1 and router_id = $2)
+select exists (select 1 from forwards where id = $1 and router_id = $2 and (kind <> 'forward') = $3::boolean)
 `
 
 type ForwardExistsParams struct {
 	ID       uuid.UUID
 	RouterID uuid.UUID
+	IsAccess bool
 }
 
 func (q *Queries) ForwardExists(ctx context.Context, arg ForwardExistsParams) (bool, error) {
-	row := q.db.QueryRow(ctx, forwardExists, arg.ID, arg.RouterID)
+	row := q.db.QueryRow(ctx, forwardExists, arg.ID, arg.RouterID, arg.IsAccess)
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
@@ -358,19 +414,20 @@ func (q *Queries) FreePort(ctx context.Context, arg FreePortParams) (int32, erro
 }
 
 const getForward = `-- name: GetForward :one
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, f.kind, f.access_username, f.access_password, f.access_read_only, r.entry_point,
        (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
-where f.id = $1 and f.router_id = $2
-  and ro.account_id = $3 and ro.deleted_at is null
+where f.id = $1 and f.router_id = $2 and (f.kind <> 'forward') = $3::boolean
+  and ro.account_id = $4 and ro.deleted_at is null
 `
 
 type GetForwardParams struct {
 	ID        uuid.UUID
 	RouterID  uuid.UUID
+	IsAccess  bool
 	AccountID uuid.UUID
 }
 
@@ -384,8 +441,14 @@ type GetForwardRow struct {
 }
 
 // One round trip for the common read: the router's owner is checked here too.
+// A forward (is_access false) or an access (true): neither is the other.
 func (q *Queries) GetForward(ctx context.Context, arg GetForwardParams) (GetForwardRow, error) {
-	row := q.db.QueryRow(ctx, getForward, arg.ID, arg.RouterID, arg.AccountID)
+	row := q.db.QueryRow(ctx, getForward,
+		arg.ID,
+		arg.RouterID,
+		arg.IsAccess,
+		arg.AccountID,
+	)
 	var i GetForwardRow
 	err := row.Scan(
 		&i.Forward.ID,
@@ -408,6 +471,10 @@ func (q *Queries) GetForward(ctx context.Context, arg GetForwardParams) (GetForw
 		&i.Forward.RuleConfirmedAt,
 		&i.Forward.ListenerConfirmedAt,
 		&i.Forward.EdgeError,
+		&i.Forward.Kind,
+		&i.Forward.AccessUsername,
+		&i.Forward.AccessPassword,
+		&i.Forward.AccessReadOnly,
 		&i.EntryPoint,
 		&i.TunnelManaged,
 		&i.TunnelHandshakeAt,
@@ -420,34 +487,41 @@ func (q *Queries) GetForward(ctx context.Context, arg GetForwardParams) (GetForw
 const insertForward = `-- name: InsertForward :one
 insert into forwards (
     router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
-    status, created_at, expires_at, created_by
+    status, created_at, expires_at, created_by,
+    kind, access_username, access_password, access_read_only
 )
 select $1, $2, $3, $4, $5, $6, $7,
-       'pending', $8, $9, $10
+       'pending', $8, $9, $10,
+       $11, $12, $13, $14
 where not exists (
     select 1 from forwards o
     where o.router_id = $1 and o.port = $3 and o.status = 'removing'
 )
 on conflict (region_id, port) where port_released_at is null do nothing
-returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error
+returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error, kind, access_username, access_password, access_read_only
 `
 
 type InsertForwardParams struct {
-	RouterID   uuid.UUID
-	RegionID   string
-	Port       int32
-	DstAddress netip.Addr
-	DstPort    int32
-	AllowCidr  netip.Prefix
-	Masquerade bool
-	CreatedAt  time.Time
-	ExpiresAt  time.Time
-	CreatedBy  *uuid.UUID
+	RouterID       uuid.UUID
+	RegionID       string
+	Port           int32
+	DstAddress     netip.Addr
+	DstPort        int32
+	AllowCidr      netip.Prefix
+	Masquerade     bool
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	CreatedBy      *uuid.UUID
+	Kind           string
+	AccessUsername string
+	AccessPassword *string
+	AccessReadOnly bool
 }
 
 // Takes the port only when no other forward holds it in the region, and when
 // no earlier forward of the same router on that port still awaits its
-// removal (a stale rule for the port may still sit on that router).
+// removal (a stale rule for the port may still sit on that router). An
+// access is a forward of another kind, with its login.
 func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (Forward, error) {
 	row := q.db.QueryRow(ctx, insertForward,
 		arg.RouterID,
@@ -460,6 +534,10 @@ func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (F
 		arg.CreatedAt,
 		arg.ExpiresAt,
 		arg.CreatedBy,
+		arg.Kind,
+		arg.AccessUsername,
+		arg.AccessPassword,
+		arg.AccessReadOnly,
 	)
 	var i Forward
 	err := row.Scan(
@@ -483,18 +561,158 @@ func (q *Queries) InsertForward(ctx context.Context, arg InsertForwardParams) (F
 		&i.RuleConfirmedAt,
 		&i.ListenerConfirmedAt,
 		&i.EdgeError,
+		&i.Kind,
+		&i.AccessUsername,
+		&i.AccessPassword,
+		&i.AccessReadOnly,
 	)
 	return i, err
 }
 
-const listForwards = `-- name: ListForwards :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+const listAccesses = `-- name: ListAccesses :many
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, f.kind, f.access_username, f.access_password, f.access_read_only, r.entry_point,
        (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
-where f.router_id = $1
+where f.router_id = $1 and f.kind <> 'forward'
+  and (not $2::boolean or (f.ended_at is null and f.expires_at > $3))
+order by f.created_at desc, f.id desc
+limit $4
+`
+
+type ListAccessesParams struct {
+	RouterID uuid.UUID
+	OnlyLive bool
+	Now      time.Time
+	MaxRows  int32
+}
+
+type ListAccessesRow struct {
+	Forward           Forward
+	EntryPoint        string
+	TunnelManaged     bool
+	TunnelHandshakeAt *time.Time
+	TunnelError       string
+	ConnectionsActive int32
+}
+
+// A router's accesses, newest first: all of them, or only the live ones.
+func (q *Queries) ListAccesses(ctx context.Context, arg ListAccessesParams) ([]ListAccessesRow, error) {
+	rows, err := q.db.Query(ctx, listAccesses,
+		arg.RouterID,
+		arg.OnlyLive,
+		arg.Now,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListAccessesRow{}
+	for rows.Next() {
+		var i ListAccessesRow
+		if err := rows.Scan(
+			&i.Forward.ID,
+			&i.Forward.RouterID,
+			&i.Forward.RegionID,
+			&i.Forward.Port,
+			&i.Forward.DstAddress,
+			&i.Forward.DstPort,
+			&i.Forward.AllowCidr,
+			&i.Forward.Masquerade,
+			&i.Forward.Status,
+			&i.Forward.CreatedAt,
+			&i.Forward.ExpiresAt,
+			&i.Forward.CreatedBy,
+			&i.Forward.RevokedAt,
+			&i.Forward.RevokedBy,
+			&i.Forward.EndedAt,
+			&i.Forward.PortReleasedAt,
+			&i.Forward.RouterError,
+			&i.Forward.RuleConfirmedAt,
+			&i.Forward.ListenerConfirmedAt,
+			&i.Forward.EdgeError,
+			&i.Forward.Kind,
+			&i.Forward.AccessUsername,
+			&i.Forward.AccessPassword,
+			&i.Forward.AccessReadOnly,
+			&i.EntryPoint,
+			&i.TunnelManaged,
+			&i.TunnelHandshakeAt,
+			&i.TunnelError,
+			&i.ConnectionsActive,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listDesiredAccesses = `-- name: ListDesiredAccesses :many
+select f.id, f.kind, f.access_username, coalesce(f.access_password, '')::text as access_password,
+       f.access_read_only, f.expires_at
+from forwards f
+where f.router_id = $1 and f.kind <> 'forward' and f.ended_at is null and f.expires_at > $2
+order by f.created_at, f.id
+`
+
+type ListDesiredAccessesParams struct {
+	RouterID uuid.UUID
+	Now      time.Time
+}
+
+type ListDesiredAccessesRow struct {
+	ID             uuid.UUID
+	Kind           string
+	AccessUsername string
+	AccessPassword string
+	AccessReadOnly bool
+	ExpiresAt      time.Time
+}
+
+// A router's live accesses as its agent must hold them, with the password
+// while it is still kept (empty once the agent confirmed the user).
+func (q *Queries) ListDesiredAccesses(ctx context.Context, arg ListDesiredAccessesParams) ([]ListDesiredAccessesRow, error) {
+	rows, err := q.db.Query(ctx, listDesiredAccesses, arg.RouterID, arg.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListDesiredAccessesRow{}
+	for rows.Next() {
+		var i ListDesiredAccessesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Kind,
+			&i.AccessUsername,
+			&i.AccessPassword,
+			&i.AccessReadOnly,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listForwards = `-- name: ListForwards :many
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, f.kind, f.access_username, f.access_password, f.access_read_only, r.entry_point,
+       (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
+       (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
+from forwards f
+join regions r on r.id = f.region_id
+join routers ro on ro.id = f.router_id
+where f.router_id = $1 and f.kind = 'forward'
   and (not $2::boolean or f.ended_at is not null or f.expires_at <= $3)
 order by f.created_at desc, f.id desc
 limit $4
@@ -552,6 +770,10 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 			&i.Forward.RuleConfirmedAt,
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
+			&i.Forward.Kind,
+			&i.Forward.AccessUsername,
+			&i.Forward.AccessPassword,
+			&i.Forward.AccessReadOnly,
 			&i.EntryPoint,
 			&i.TunnelManaged,
 			&i.TunnelHandshakeAt,
@@ -569,13 +791,13 @@ func (q *Queries) ListForwards(ctx context.Context, arg ListForwardsParams) ([]L
 }
 
 const listLiveForwards = `-- name: ListLiveForwards :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, f.kind, f.access_username, f.access_password, f.access_read_only, r.entry_point,
        (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        (select count(*) from connections c where c.forward_id = f.id and c.ended_at is null)::integer as connections_active
 from forwards f
 join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
-where f.router_id = $1 and f.ended_at is null and f.expires_at > $2
+where f.router_id = $1 and f.kind = 'forward' and f.ended_at is null and f.expires_at > $2
 order by f.created_at, f.id
 `
 
@@ -623,6 +845,10 @@ func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsPara
 			&i.Forward.RuleConfirmedAt,
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
+			&i.Forward.Kind,
+			&i.Forward.AccessUsername,
+			&i.Forward.AccessPassword,
+			&i.Forward.AccessReadOnly,
 			&i.EntryPoint,
 			&i.TunnelManaged,
 			&i.TunnelHandshakeAt,
@@ -640,7 +866,7 @@ func (q *Queries) ListLiveForwards(ctx context.Context, arg ListLiveForwardsPara
 }
 
 const lockRegionForwards = `-- name: LockRegionForwards :many
-select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+select f.id, f.status, f.router_error, f.edge_error, f.created_at, f.kind, f.dst_port,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
        rg.edge_managed,
@@ -665,6 +891,8 @@ type LockRegionForwardsRow struct {
 	RouterError       string
 	EdgeError         string
 	CreatedAt         time.Time
+	Kind              string
+	DstPort           int32
 	RuleConfirmed     bool
 	ListenerConfirmed bool
 	EdgeManaged       bool
@@ -687,6 +915,8 @@ func (q *Queries) LockRegionForwards(ctx context.Context, arg LockRegionForwards
 			&i.RouterError,
 			&i.EdgeError,
 			&i.CreatedAt,
+			&i.Kind,
+			&i.DstPort,
 			&i.RuleConfirmed,
 			&i.ListenerConfirmed,
 			&i.EdgeManaged,
@@ -703,7 +933,7 @@ func (q *Queries) LockRegionForwards(ctx context.Context, arg LockRegionForwards
 }
 
 const lockRouterForwards = `-- name: LockRouterForwards :many
-select f.id, f.status, f.router_error, f.edge_error, f.created_at,
+select f.id, f.status, f.router_error, f.edge_error, f.created_at, f.kind, f.dst_port,
        (f.rule_confirmed_at is not null)::boolean as rule_confirmed,
        (f.listener_confirmed_at is not null)::boolean as listener_confirmed,
        rg.edge_managed,
@@ -728,6 +958,8 @@ type LockRouterForwardsRow struct {
 	RouterError       string
 	EdgeError         string
 	CreatedAt         time.Time
+	Kind              string
+	DstPort           int32
 	RuleConfirmed     bool
 	ListenerConfirmed bool
 	EdgeManaged       bool
@@ -751,6 +983,8 @@ func (q *Queries) LockRouterForwards(ctx context.Context, arg LockRouterForwards
 			&i.RouterError,
 			&i.EdgeError,
 			&i.CreatedAt,
+			&i.Kind,
+			&i.DstPort,
 			&i.RuleConfirmed,
 			&i.ListenerConfirmed,
 			&i.EdgeManaged,
@@ -810,8 +1044,10 @@ func (q *Queries) ReleasePorts(ctx context.Context, arg ReleasePortsParams) (int
 
 const revokeForward = `-- name: RevokeForward :one
 update forwards
-set status = 'removing', revoked_at = $1::timestamptz, revoked_by = $2, ended_at = $1::timestamptz
-where id = $3 and router_id = $4 and ended_at is null and expires_at > $1
+set status = 'removing', revoked_at = $1::timestamptz, revoked_by = $2, ended_at = $1::timestamptz,
+    access_password = null
+where id = $3 and router_id = $4 and (kind <> 'forward') = $5::boolean
+  and ended_at is null and expires_at > $1
 returning id, router_id, region_id
 `
 
@@ -820,6 +1056,7 @@ type RevokeForwardParams struct {
 	RevokedBy *uuid.UUID
 	ID        uuid.UUID
 	RouterID  uuid.UUID
+	IsAccess  bool
 }
 
 type RevokeForwardRow struct {
@@ -828,12 +1065,15 @@ type RevokeForwardRow struct {
 	RegionID string
 }
 
+// Revokes a live forward (is_access false) or access (true); an access's
+// password goes with it.
 func (q *Queries) RevokeForward(ctx context.Context, arg RevokeForwardParams) (RevokeForwardRow, error) {
 	row := q.db.QueryRow(ctx, revokeForward,
 		arg.Now,
 		arg.RevokedBy,
 		arg.ID,
 		arg.RouterID,
+		arg.IsAccess,
 	)
 	var i RevokeForwardRow
 	err := row.Scan(&i.ID, &i.RouterID, &i.RegionID)
@@ -845,6 +1085,8 @@ update forwards f
 set status = u.status,
     router_error = u.router_error,
     edge_error = u.edge_error,
+    dst_port = u.dst_port,
+    access_password = case when u.rule_confirmed then null else f.access_password end,
     rule_confirmed_at = case when u.rule_confirmed then coalesce(f.rule_confirmed_at, $1::timestamptz) end,
     listener_confirmed_at = case when u.listener_confirmed then coalesce(f.listener_confirmed_at, $1::timestamptz) end,
     port_released_at = case when u.status = 'removed' then coalesce(f.port_released_at, $1::timestamptz)
@@ -852,7 +1094,8 @@ set status = u.status,
 from (select unnest($2::uuid[]) as id, unnest($3::text[]) as status,
              unnest($4::text[]) as router_error, unnest($5::text[]) as edge_error,
              unnest($6::boolean[]) as rule_confirmed,
-             unnest($7::boolean[]) as listener_confirmed) as u
+             unnest($7::boolean[]) as listener_confirmed,
+             unnest($8::integer[]) as dst_port) as u
 where f.id = u.id
 `
 
@@ -864,10 +1107,13 @@ type UpdateForwardStatesParams struct {
 	EdgeErrors         []string
 	RulesConfirmed     []bool
 	ListenersConfirmed []bool
+	DstPorts           []int32
 }
 
 // Writes what reports changed, in one statement; the rows are locked by
-// LockRouterForwards or LockRegionForwards in the same transaction.
+// LockRouterForwards or LockRegionForwards in the same transaction. An
+// access's password goes once its agent confirmed the user (the rule), and
+// its dst_port follows the router's port of its service.
 func (q *Queries) UpdateForwardStates(ctx context.Context, arg UpdateForwardStatesParams) error {
 	_, err := q.db.Exec(ctx, updateForwardStates,
 		arg.Now,
@@ -877,6 +1123,7 @@ func (q *Queries) UpdateForwardStates(ctx context.Context, arg UpdateForwardStat
 		arg.EdgeErrors,
 		arg.RulesConfirmed,
 		arg.ListenersConfirmed,
+		arg.DstPorts,
 	)
 	return err
 }

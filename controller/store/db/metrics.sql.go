@@ -10,13 +10,49 @@ import (
 	"time"
 )
 
+const countAccesses = `-- name: CountAccesses :many
+select f.region_id, f.kind as service, count(*)::bigint as accesses
+from forwards f
+where f.kind <> 'forward' and f.ended_at is null and f.expires_at > $1::timestamptz
+group by 1, 2
+order by 1, 2
+`
+
+type CountAccessesRow struct {
+	RegionID string
+	Service  string
+	Accesses int64
+}
+
+// Live accesses per region and service at @now, for the metrics; regions
+// without one are absent.
+func (q *Queries) CountAccesses(ctx context.Context, now time.Time) ([]CountAccessesRow, error) {
+	rows, err := q.db.Query(ctx, countAccesses, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CountAccessesRow{}
+	for rows.Next() {
+		var i CountAccessesRow
+		if err := rows.Scan(&i.RegionID, &i.Service, &i.Accesses); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countForwards = `-- name: CountForwards :many
 select rg.id as region_id,
        coalesce(case when f.ended_at is null and f.expires_at <= $1::timestamptz then 'removing'
                      else f.status end, '')::text as status,
        count(f.id)::bigint as forwards
 from regions rg
-left join forwards f on f.region_id = rg.id and (f.ended_at is null or f.status = 'removing')
+left join forwards f on f.region_id = rg.id and f.kind = 'forward' and (f.ended_at is null or f.status = 'removing')
 group by 1, 2
 order by 1, 2
 `
@@ -31,7 +67,7 @@ type CountForwardsRow struct {
 // live forward whose time ran out counts as removing), for the metrics. Every
 // region appears, with an empty status when it has none. Removed forwards
 // are history and are not counted, so only the partial indexes of unfinished
-// forwards need reading.
+// forwards need reading. Accesses are counted by CountAccesses.
 func (q *Queries) CountForwards(ctx context.Context, now time.Time) ([]CountForwardsRow, error) {
 	rows, err := q.db.Query(ctx, countForwards, now)
 	if err != nil {

@@ -68,6 +68,10 @@ type Forward struct {
 	RuleConfirmedAt     *time.Time
 	ListenerConfirmedAt *time.Time
 	EdgeError           string
+	Kind                string
+	AccessUsername      string
+	AccessPassword      *string
+	AccessReadOnly      bool
 }
 
 type Region struct {

@@ -21,7 +21,7 @@ select f.router_id,
 from forwards f
 join routers ro on ro.id = f.router_id
 where ro.account_id = $2 and ro.deleted_at is null
-  and f.ended_at is null and f.expires_at > $3
+  and f.kind = 'forward' and f.ended_at is null and f.expires_at > $3
 group by f.router_id
 `
 
@@ -41,7 +41,8 @@ type FleetForwardCountsRow struct {
 
 // Live forwards per router of an account, for the fleet page (one query, not
 // one per router): how many, how many the router has yet to confirm, how
-// many carry an error, and how many expire by @expiring_by.
+// many carry an error, and how many expire by @expiring_by. Accesses are not
+// forwards and are not counted.
 func (q *Queries) FleetForwardCounts(ctx context.Context, arg FleetForwardCountsParams) ([]FleetForwardCountsRow, error) {
 	rows, err := q.db.Query(ctx, fleetForwardCounts, arg.ExpiringBy, arg.AccountID, arg.Now)
 	if err != nil {
@@ -100,7 +101,7 @@ const routerConnectionsSince = `-- name: RouterConnectionsSince :many
 select c.id, c.forward_id, c.source, c.started_at, c.ended_at, c.bytes_up, c.bytes_down, c.reason
 from connections c
 join forwards f on f.id = c.forward_id
-where f.router_id = $1 and (c.ended_at is null or c.ended_at >= $2::timestamptz)
+where f.router_id = $1 and f.kind = 'forward' and (c.ended_at is null or c.ended_at >= $2::timestamptz)
 order by c.started_at desc, c.id
 limit $3
 `
@@ -111,8 +112,8 @@ type RouterConnectionsSinceParams struct {
 	MaxRows  int32
 }
 
-// The connections relayed for a router's forwards that were open at some
-// time since @since, newest first.
+// The connections relayed for a router's forwards (not its accesses) that
+// were open at some time since @since, newest first.
 func (q *Queries) RouterConnectionsSince(ctx context.Context, arg RouterConnectionsSinceParams) ([]Connection, error) {
 	rows, err := q.db.Query(ctx, routerConnectionsSince, arg.RouterID, arg.Since, arg.MaxRows)
 	if err != nil {
@@ -143,7 +144,7 @@ func (q *Queries) RouterConnectionsSince(ctx context.Context, arg RouterConnecti
 }
 
 const routerForwardsSince = `-- name: RouterForwardsSince :many
-select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, r.entry_point,
+select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, f.kind, f.access_username, f.access_password, f.access_read_only, r.entry_point,
        (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
        coalesce(ct.name, '')::text as created_by_name,
        coalesce(rt.name, '')::text as revoked_by_name,
@@ -153,7 +154,7 @@ join regions r on r.id = f.region_id
 join routers ro on ro.id = f.router_id
 left join api_tokens ct on ct.id = f.created_by
 left join api_tokens rt on rt.id = f.revoked_by
-where f.router_id = $1 and (f.ended_at is null or f.ended_at >= $2::timestamptz)
+where f.router_id = $1 and f.kind = 'forward' and (f.ended_at is null or f.ended_at >= $2::timestamptz)
 order by (f.ended_at is null) desc, f.created_at desc, f.id desc
 limit $3
 `
@@ -175,9 +176,9 @@ type RouterForwardsSinceRow struct {
 	ConnectionsActive int32
 }
 
-// A router's forwards that were live at some time since @since, live ones
-// first, then newest first, with the names of the tokens that created and
-// revoked them.
+// A router's forwards (not its accesses) that were live at some time since
+// @since, live ones first, then newest first, with the names of the tokens
+// that created and revoked them.
 func (q *Queries) RouterForwardsSince(ctx context.Context, arg RouterForwardsSinceParams) ([]RouterForwardsSinceRow, error) {
 	rows, err := q.db.Query(ctx, routerForwardsSince, arg.RouterID, arg.Since, arg.MaxRows)
 	if err != nil {
@@ -208,6 +209,10 @@ func (q *Queries) RouterForwardsSince(ctx context.Context, arg RouterForwardsSin
 			&i.Forward.RuleConfirmedAt,
 			&i.Forward.ListenerConfirmedAt,
 			&i.Forward.EdgeError,
+			&i.Forward.Kind,
+			&i.Forward.AccessUsername,
+			&i.Forward.AccessPassword,
+			&i.Forward.AccessReadOnly,
 			&i.EntryPoint,
 			&i.TunnelManaged,
 			&i.TunnelHandshakeAt,
