@@ -73,6 +73,8 @@ type (
 	Region     = apijson.Region
 	Edge       = apijson.Edge
 	Connection = apijson.Connection
+	Access     = apijson.Access
+	NewAccess  = apijson.NewAccess
 )
 
 func forwardsPath(router string) string {
@@ -81,6 +83,14 @@ func forwardsPath(router string) string {
 
 func forwardPath(router, id string) string {
 	return forwardsPath(router) + "/" + url.PathEscape(id)
+}
+
+func accessesPath(router string) string {
+	return "/api/routers/" + url.PathEscape(router) + "/transient-access"
+}
+
+func accessPath(router, id string) string {
+	return accessesPath(router) + "/" + url.PathEscape(id)
 }
 
 // Routers lists the account's routers.
@@ -130,6 +140,50 @@ func (c *Client) CreateForward(ctx context.Context, router string, nf NewForward
 func (c *Client) RevokeForward(ctx context.Context, router, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, forwardPath(router, id), nil)
 	return err
+}
+
+// Accesses lists a router's accesses, newest first: the live ones, or with
+// all every one, at most limit (0: the API's default).
+func (c *Client) Accesses(ctx context.Context, router string, all bool, limit int) ([]Access, []byte, error) {
+	q := url.Values{}
+	if all {
+		q.Set("state", "all")
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := accessesPath(router)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return call[[]Access](ctx, c, http.MethodGet, path, nil)
+}
+
+// Access reads one access, also an ended one; never its password.
+func (c *Client) Access(ctx context.Context, router, id string) (Access, []byte, error) {
+	return call[Access](ctx, c, http.MethodGet, accessPath(router, id), nil)
+}
+
+// CreateAccess opens an access; the answer holds its password, the only
+// time the API shows it.
+func (c *Client) CreateAccess(ctx context.Context, router string, na NewAccess) (Access, []byte, error) {
+	return call[Access](ctx, c, http.MethodPost, accessesPath(router), na)
+}
+
+// RevokeAccess ends an access now; revoking an ended one is harmless.
+func (c *Client) RevokeAccess(ctx context.Context, router, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, accessPath(router, id), nil)
+	return err
+}
+
+// AccessConnections lists the connections relayed for an access, newest
+// first, at most limit (0: the API's default).
+func (c *Client) AccessConnections(ctx context.Context, router, id string, limit int) ([]Connection, []byte, error) {
+	path := accessPath(router, id) + "/connections"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	return call[[]Connection](ctx, c, http.MethodGet, path, nil)
 }
 
 // Connections lists the connections relayed for a forward, newest first, at

@@ -341,17 +341,22 @@ newest first: source, start and end, bytes each way, why it ended.`,
 			fmt.Fprintf(x.stdout, "No connections through forward %s.\n", id)
 			return nil
 		}
-		t := newTable(x.stdout, "STARTED", "SOURCE", "ENDED", "UP", "DOWN", "REASON")
-		for _, cn := range list {
-			ended := "open"
-			if cn.EndedAt != nil {
-				ended = *cn.EndedAt
-			}
-			t.row(cn.StartedAt, cn.Source, ended, bytesText(cn.BytesUp), bytesText(cn.BytesDown), cn.Reason)
-		}
-		t.flush()
+		x.connectionTable(list)
 		return nil
 	},
+}
+
+// connectionTable writes connections as a table.
+func (x *invocation) connectionTable(list []Connection) {
+	t := newTable(x.stdout, "STARTED", "SOURCE", "ENDED", "UP", "DOWN", "REASON")
+	for _, cn := range list {
+		ended := "open"
+		if cn.EndedAt != nil {
+			ended = *cn.EndedAt
+		}
+		t.row(cn.StartedAt, cn.Source, ended, bytesText(cn.BytesUp), bytesText(cn.BytesDown), cn.Reason)
+	}
+	t.flush()
 }
 
 // namedRouter is a resolved router with the words the user named it by.

@@ -1,5 +1,5 @@
 // Package tpfctl is tpf's command-line client: a Client for the REST API
-// and the commands of bin/tpfctl (forwards, routers, status) that print it
+// and the commands of bin/tpfctl (forwards, access, routers, status) that print it
 // as tables for people or as the API's own JSON for scripts.
 //
 // Run is the whole program; cmd/tpfctl only wires it to the process. The
@@ -96,6 +96,7 @@ type command struct {
 // commands lists every command, in the order --help shows them.
 var commands = []*command{
 	forwardsCreate, forwardsList, forwardsGet, forwardsRevoke, forwardsConnections,
+	accessCreate, accessList, accessGet, accessRevoke, accessConnections,
 	routersList, routersGet, statusCommand,
 }
 
@@ -262,7 +263,8 @@ func (x *invocation) writeRaw(raw []byte) {
 func mainHelp() string {
 	var b strings.Builder
 	b.WriteString(`tpfctl is the command line of tpf's REST API: temporary port forwards to
-devices behind MikroTik routers.
+devices behind MikroTik routers, and temporary WinBox and SSH logins to the
+routers themselves.
 
 Usage:
   tpfctl [flags] COMMAND [flags] [ARGS]
@@ -294,7 +296,8 @@ Exit codes:
   1  error talking to the API, a server error (5xx, 429, …), or a forward that
      failed or ended while --wait waited for it
   2  usage error: bad flags or arguments, an unusable config file
-  3  not found: no such router or forward (404), or no router of that name
+  3  not found: no such router, forward or access (404), or no router of
+     that name
   4  validation error (422): each field's messages are printed on stderr
   5  unauthenticated: no token, or the API refused it (401)
   6  timed out waiting (--wait)

@@ -239,7 +239,13 @@ func (v *views) handleRouterDeleteConfirm(w http.ResponseWriter, r *http.Request
 		v.writeError(w, r, err)
 		return
 	}
-	live, err := v.svc.LiveForwards(ctx, in.principal.AccountID, id, v.now())
+	now := v.now()
+	live, err := v.svc.LiveForwards(ctx, in.principal.AccountID, id, now)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
+	accesses, err := v.svc.Accesses(ctx, in.principal.AccountID, id, true, maxLiveAccesses, now)
 	if err != nil {
 		v.writeError(w, r, err)
 		return
@@ -253,6 +259,13 @@ func (v *views) handleRouterDeleteConfirm(w http.ResponseWriter, r *http.Request
 		lines = append(lines, "Its 1 live forward is revoked at once, and open connections through it are cut.")
 	default:
 		lines = append(lines, "Its "+strconv.Itoa(n)+" live forwards are revoked at once, and open connections through them are cut.")
+	}
+	switch n := len(accesses); n {
+	case 0:
+	case 1:
+		lines = append(lines, "Its 1 live WinBox or SSH login is revoked too.")
+	default:
+		lines = append(lines, "Its "+strconv.Itoa(n)+" live WinBox and SSH logins are revoked too.")
 	}
 	lines = append(lines,
 		"Its agent, while connected, is sent one last empty set and removes tpf's rules and the management tunnel from the router; then its agent token stops working.",

@@ -52,6 +52,9 @@ var actionTexts = map[string]string{
 	fleet.ActionForwardCreate:    "created a forward",
 	fleet.ActionForwardRevoke:    "revoked a forward",
 	fleet.ActionForwardExpire:    "ended an expired forward",
+	fleet.ActionAccessCreate:     "opened a login to a router",
+	fleet.ActionAccessRevoke:     "revoked a login to a router",
+	fleet.ActionAccessExpire:     "ended an expired login to a router",
 	fleet.ActionRouterCreate:     "added a router",
 	fleet.ActionRouterDelete:     "deleted a router",
 	fleet.ActionAgentTokenRotate: "issued a new agent token",
@@ -126,6 +129,15 @@ func toAuditRow(e fleet.AuditEvent, routers map[uuid.UUID]string) auditRow {
 		if name, u := routerURL(str("router_id")); u != "" {
 			row.Subject += " on " + name
 			row.SubjectURL = u + "#f-" + row.SubjectID
+		}
+	case strings.HasPrefix(e.Action, "access."):
+		row.Subject = "access " + shortID(row.SubjectID)
+		if t := str("type"); t != "" {
+			row.Subject = serviceText(t) + " " + row.Subject
+		}
+		if name, u := routerURL(str("router_id")); u != "" {
+			row.Subject += " on " + name
+			row.SubjectURL = u + "#a-" + row.SubjectID
 		}
 	case strings.HasPrefix(e.Action, "router."):
 		name, u := routerURL(row.SubjectID)

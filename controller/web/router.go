@@ -82,11 +82,22 @@ type routerBody struct {
 	Ended    []forwardRow
 	Timeline timeline
 	Form     createForm
+	// Accesses are the router's live transient accesses, newest first;
+	// AccessForm opens one (AccessPath is where it posts).
+	Accesses   []accessRow
+	AccessForm createForm
+	AccessPath string
 	// Banner reports what the last form did.
 	Banner   *banner
 	Poll     int // milliseconds
 	CSRF     string
 	FormPath string
+}
+
+// routerForms are the router page's forms as a request left them; a form
+// with nil Values is shown fresh, with its defaults.
+type routerForms struct {
+	forward, access createForm
 }
 
 type edgeView struct {
@@ -159,11 +170,18 @@ func (v *views) handleRouter(w http.ResponseWriter, r *http.Request, in signedIn
 		v.writeError(w, r, fleet.ErrNotFound)
 		return
 	}
-	v.renderRouter(w, r, in, id, http.StatusOK, createForm{Values: map[string]string{"expire_after_minutes": "120"}})
+	v.renderRouter(w, r, in, id, http.StatusOK, routerForms{})
 }
 
-// renderRouter reads what the router page shows and renders it with form.
-func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn, id uuid.UUID, code int, form createForm) {
+// renderRouter reads what the router page shows and renders it with forms.
+func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn, id uuid.UUID, code int, forms routerForms) {
+	form, accessForm := forms.forward, forms.access
+	if form.Values == nil {
+		form.Values = map[string]string{fleet.FieldExpireAfterMinutes: "120"}
+	}
+	if accessForm.Values == nil {
+		accessForm = v.freshAccessForm(r)
+	}
 	now := v.now()
 	ctx := r.Context()
 	account := in.principal.AccountID
@@ -188,19 +206,32 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 		v.writeError(w, r, err)
 		return
 	}
+	accesses, err := v.svc.Accesses(ctx, account, id, true, maxLiveAccesses, now)
+	if err != nil {
+		v.writeError(w, r, err)
+		return
+	}
 	byForward := map[uuid.UUID][]fleet.Connection{}
 	for _, c := range conns {
 		byForward[c.ForwardID] = append(byForward[c.ForwardID], c)
 	}
 
 	form.Min, form.Max = v.cfg.Forwards.MinExpireMinutes, v.cfg.Forwards.MaxExpireMinutes
+	accessForm.Min, accessForm.Max = form.Min, form.Max
 	body := routerBody{
-		Router: toFleetRow(rt, store.LiveForwardCounts{}, now), Form: form,
+		Router: toFleetRow(rt, store.LiveForwardCounts{}, now), Form: form, AccessForm: accessForm,
 		Poll: int(v.cfg.RouterPoll / time.Millisecond), CSRF: in.session.csrf,
-		FormPath: "/routers/" + id.String() + "/forwards",
+		FormPath: "/routers/" + id.String() + "/forwards", AccessPath: "/routers/" + id.String() + "/access",
 	}
 	body.Tunnel = toTunnelView(rt, region, body.Router, now)
 	waitsForTunnel := rt.TunnelManaged && body.Router.Tunnel != fleet.TunnelUp
+	q := r.URL.Query()
+	for _, a := range accesses {
+		row := toAccessRow(a, now)
+		row.WaitsForTunnel = waitsForTunnel && row.Status == string(fleet.StatusPending)
+		row.Highlight = row.ID == q.Get("access-opened")
+		body.Accesses = append(body.Accesses, row)
+	}
 	if region.EdgeManaged {
 		e := &edgeView{Connected: region.Edge.Connected(now), LastError: region.Edge.LastError}
 		if region.Edge.SeenAt != nil {
@@ -208,7 +239,6 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 		}
 		body.Edge = e
 	}
-	q := r.URL.Query()
 	created, revoked := q.Get("created"), q.Get("revoked")
 	for _, f := range forwards {
 		row := toForwardRow(f, byForward[f.ID], now)
@@ -232,6 +262,9 @@ func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn
 				Message: "The forward to " + row.Dst + " on " + row.Address + " is ended; the router removes its rule now."}
 		}
 	}
+	if revoked := q.Get("access-revoked"); revoked != "" && q.Get("fragment") != "live" {
+		body.Banner = v.accessRevokedBanner(r, account, rt.ID, revoked)
+	}
 	body.Timeline = layoutTimeline(forwards, byForward, now)
 	v.render(w, r, code, "router", page{Title: rt.Name, Nav: "router", Session: in.view(), Body: body})
 }
@@ -248,14 +281,7 @@ func toForwardRow(f store.ForwardView, conns []fleet.Connection, now time.Time) 
 	if row.CreatedBy != "" {
 		row.CreatedBy = "token " + row.CreatedBy
 	}
-	if left := f.ExpiresAt.Sub(now); left > 0 {
-		row.Remaining = countdown(left.Truncate(time.Minute))
-		if left < time.Minute {
-			row.Remaining = "under 1m"
-		}
-	} else {
-		row.Remaining = "expired"
-	}
+	row.Remaining = remaining(f.ExpiresAt, now)
 	switch {
 	case f.RevokedAt != nil && f.RevokedBy != "":
 		row.Ended = "revoked by token " + f.RevokedBy
@@ -317,13 +343,13 @@ func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in s
 		for _, f := range problems.Fields() {
 			form.Errors[f] = problems.Messages(f)
 		}
-		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, form)
+		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, routerForms{forward: form})
 		return
 	}
 	f, err := v.svc.CreateForward(r.Context(), in.principal, rt.ID, nf, v.now())
 	if errors.Is(err, fleet.ErrPortsExhausted) {
 		form.General = "No free port is left at this router's entry point; try again when other forwards have ended."
-		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, form)
+		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, routerForms{forward: form})
 		return
 	}
 	if err != nil {

@@ -9,7 +9,9 @@
 //     error; totals, filter, search
 //   - /routers/{id} one router: its tunnel, its forwards with countdowns, who
 //     created them, their connections, a 24-hour timeline; create and revoke
-//     forwards
+//     forwards; open a WinBox or SSH login to the router itself (a
+//     transient access, its password shown once on the page that answers
+//     the form) and revoke it
 //   - /routers/new  add a router; the answer shows its install script once
 //   - /routers/{id}/agent-token, /routers/{id}/delete  confirm, then rotate
 //     the router's agent token (showing a fresh install script once) or
@@ -19,17 +21,18 @@
 //   - /audit        the account's audit log, newest first, paged (?before=ID)
 //
 // Every admin action goes through the same code the API's does
-// (forwards.Service for routers, the store for tokens and the audit log,
-// package install for scripts). Pages that show a secret are answers to a
+// (forwards.Service for routers, forwards and accesses, the store for tokens
+// and the audit log, package install for scripts). Pages that show a secret
+// (an install script, an API token, an access's password) are answers to a
 // POST, never stored or redirected to: showing it again means issuing a new
 // one.
 //
 // The pages poll fragments of themselves (?fragment=live) to stay current
 // without reloading. The API serves this handler for every path outside
 // /api/ (api.Config.Web). The package reads and writes through the store and
-// applies the API's own rules to new forwards (fleet.ValidateNewForward,
-// with the operator's Config.Forwards); it must not import the API, the hub
-// or the edge.
+// applies the API's own rules to new forwards and accesses
+// (fleet.ValidateNewForward, ValidateNewAccess, with the operator's
+// Config.Forwards); it must not import the API, the hub or the edge.
 package web
 
 import (
@@ -62,10 +65,10 @@ const (
 // Config configures the web views. The zero value works: the contract's
 // forward rules, real time, 12-hour sessions.
 type Config struct {
-	// Forwards are the rules the create form applies (expiry bounds, extra
-	// allowed sources); give it the API's (api.Config.ForwardRules), so the
-	// form accepts exactly what the API accepts. The zero value is the
-	// contract's rules.
+	// Forwards are the rules the create forms of forwards and accesses
+	// apply (expiry bounds, extra allowed sources); give it the API's
+	// (api.Config.ForwardRules), so the forms accept exactly what the API
+	// accepts. The zero value is the contract's rules.
 	Forwards fleet.ForwardRules
 	// Now reads the clock, once per request; nil means time.Now.
 	Now func() time.Time
@@ -147,6 +150,8 @@ func (v *views) routes(mux *http.ServeMux) {
 	mux.Handle("GET /routers/{router_id}", v.auth(v.handleRouter))
 	mux.Handle("POST /routers/{router_id}/forwards", v.auth(v.handleForwardCreate))
 	mux.Handle("POST /routers/{router_id}/forwards/{id}/revoke", v.auth(v.handleForwardRevoke))
+	mux.Handle("POST /routers/{router_id}/access", v.auth(v.handleAccessCreate))
+	mux.Handle("POST /routers/{router_id}/access/{id}/revoke", v.auth(v.handleAccessRevoke))
 
 	mux.Handle("GET /routers/new", v.auth(v.handleRouterNew))
 	mux.Handle("POST /routers", v.auth(v.handleRouterCreate))
@@ -221,7 +226,7 @@ func hashFS(fsys fs.FS) string {
 // parsePages parses each page with the shared layout.
 func parsePages(funcs template.FuncMap) map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "fleet", "router", "error", "router_new", "install", "confirm", "tokens", "audit"} {
+	for _, name := range []string{"signin", "fleet", "router", "error", "router_new", "install", "confirm", "tokens", "audit", "access"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}

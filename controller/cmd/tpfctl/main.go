@@ -1,6 +1,7 @@
-// Command tpfctl is the command line of tpf's REST API: forwards, routers
-// and the fleet's status, as tables or as the API's JSON. See
-// `tpfctl --help`; the program itself is package tpfctl.
+// Command tpfctl is the command line of tpf's REST API: forwards, WinBox and
+// SSH logins to routers (access), routers and the fleet's status, as tables
+// or as the API's JSON. See `tpfctl --help`; the program itself is package
+// tpfctl.
 package main
 
 import (

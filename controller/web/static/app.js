@@ -164,6 +164,20 @@
       ev.preventDefault();
       return;
     }
+    // Disabled buttons are left out of the form's data, the pressed one
+    // too: a named one (the access form's Open WinBox and Open SSH say the
+    // type) is carried by a hidden field instead.
+    var old = form.querySelector("input[data-submitter]");
+    if (old) old.remove();
+    var pressed = ev.submitter;
+    if (pressed && pressed.name) {
+      var carry = document.createElement("input");
+      carry.type = "hidden";
+      carry.name = pressed.name;
+      carry.value = pressed.value;
+      carry.setAttribute("data-submitter", "");
+      form.appendChild(carry);
+    }
     var buttons = form.querySelectorAll("button[type=submit]");
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
   });
