@@ -1,15 +1,22 @@
 // Package daemon is the agent's long-running service: it keeps the link to
 // the controller, remembers the newest desired set, and reconciles the
-// router's NAT rules with it on every set, at the next expiry, after
+// router with it (the management tunnel, the forwards' NAT rules and the
+// transient accesses) on every set, at the next expiry, after
 // reconnecting to the router and periodically.
 //
 // Expiry is decided on the controller's clock, as told by the sets' SentAt
 // (clock.go), not on the router's, which may be hours off after a reboot.
 //
-// It fails closed: a forward's rules are removed at its expiry also while the
-// controller is unreachable, and after a restart (the expiry is in the
-// rule's comment) even before the controller has sent a set, then on the
+// It fails closed: a forward's rules, and an access's user and rule (its
+// sessions logged out first), are removed at their expiry also while the
+// controller is unreachable, and after a restart (the expiry is in their
+// comment) even before the controller has sent a set, then on the
 // router's own clock.
+//
+// Access passwords live in memory only: taken out of each set as it
+// arrives (the set is kept without them), held by access id so that a
+// user removed behind the agent's back can be made again, and forgotten
+// when the access ends. They are never logged nor reported.
 package daemon
 
 import (
@@ -17,6 +24,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,8 +96,11 @@ type Daemon struct {
 	clock *controllerClock // the controller's time, for expiry
 
 	mu      sync.Mutex
-	desired *syncproto.Desired // newest set received; nil before the first
-	system  syncproto.Router   // what the router said about itself
+	desired *syncproto.Desired // newest set received, without passwords; nil before the first
+	// passwords are the access passwords received, by access id, until
+	// the access ends (forgetPasswords).
+	passwords map[string]string
+	system    syncproto.Router // what the router said about itself
 	// tunnelError is the tunnel's last error, to log only its changes.
 	tunnelError string
 	// handshakeWaitSince is when the tunnel's peer was first seen without
@@ -110,9 +122,10 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, errors.New("no RouterOS API address")
 	}
 	d := &Daemon{
-		cfg:   cfg,
-		wake:  make(chan struct{}, 1),
-		clock: &controllerClock{own: cfg.Now, log: cfg.Logger},
+		cfg:       cfg,
+		wake:      make(chan struct{}, 1),
+		clock:     &controllerClock{own: cfg.Now, log: cfg.Logger},
+		passwords: map[string]string{},
 	}
 	if d.link, err = d.newLink(url); err != nil {
 		return nil, err
@@ -131,6 +144,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // Desired returns the newest desired set received, nil before the first.
+// Its accesses carry no password: the Daemon keeps those apart.
 func (d *Daemon) Desired() *syncproto.Desired {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -151,13 +165,54 @@ func (d *Daemon) setDesired(s *syncproto.Desired) {
 	d.mu.Lock()
 	keep := d.desired == nil || s.Revision >= d.desired.Revision
 	if keep {
-		d.desired = s
+		d.desired = d.takePasswordsLocked(s)
 	}
 	d.mu.Unlock()
 	if keep {
 		d.clock.observe(s.SentAt, received)
 	}
 	d.poke()
+}
+
+// takePasswordsLocked keeps the passwords of s's accesses and returns a
+// copy of s without them.
+func (d *Daemon) takePasswordsLocked(s *syncproto.Desired) *syncproto.Desired {
+	if len(s.Accesses) == 0 {
+		return s
+	}
+	out := *s
+	out.Accesses = slices.Clone(s.Accesses)
+	for i, a := range out.Accesses {
+		if a.Password != "" {
+			d.passwords[a.ID] = a.Password
+			out.Accesses[i].Password = ""
+		}
+	}
+	return &out
+}
+
+// heldPasswords returns a copy of the passwords held.
+func (d *Daemon) heldPasswords() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.passwords)
+}
+
+// forgetPasswords forgets the password of every access that has ended at
+// now: gone from the newest set, or expired.
+func (d *Daemon) forgetPasswords(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.desired == nil {
+		return
+	}
+	live := map[string]bool{}
+	for _, a := range d.desired.Accesses {
+		if a.ExpiresAt.After(now) {
+			live[a.ID] = true
+		}
+	}
+	maps.DeleteFunc(d.passwords, func(id, _ string) bool { return !live[id] })
 }
 
 func (d *Daemon) poke() {
@@ -294,7 +349,33 @@ func (d *Daemon) apply(ctx context.Context, client **routeros.Client, desired *s
 	if !plan.Empty() {
 		d.cfg.Logger.Info("reconciled", "revision", rep.Revision, "removed", len(plan.Remove), "fixed", len(plan.Set), "added", len(plan.Add), "flushed", len(plan.Flush))
 	}
-	return plan.Next, out.Err()
+
+	// The accesses last: their input rules name the tunnel's interface.
+	now := d.clock.now()
+	acc, err := c.ApplyAccesses(ctx, desired, d.heldPasswords(), now)
+	next := earliest(plan.Next, acc.Next)
+	if err != nil {
+		return next, errors.Join(out.Err(), err)
+	}
+	d.forgetPasswords(now)
+	rep.Results = append(rep.Results, acc.Results...)
+	for _, id := range acc.Present {
+		if !slices.Contains(rep.Present, id) {
+			rep.Present = append(rep.Present, id)
+		}
+	}
+	if acc.Changes > 0 || len(acc.Errors) > 0 {
+		d.cfg.Logger.Info("accesses reconciled", "revision", rep.Revision, "changes", acc.Changes, "failed", len(acc.Errors))
+	}
+	return next, errors.Join(out.Err(), acc.Err())
+}
+
+// earliest returns the earlier of two times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // How soon the next pass comes while the tunnel waits for a handshake, so

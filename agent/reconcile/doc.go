@@ -16,6 +16,12 @@
 // the tunnel's state off the same rows, and TunnelFirewallWarning looks
 // for a filter rule that would obviously drop what the tunnel carries.
 //
+// PlanAccesses does it for transient accesses, logins to the router
+// itself: a user in a group tpf keeps, allowed to log in only from the
+// edge's tunnel address, and an input rule that lets the edge reach the
+// user's service; sessions of users that end are logged out first.
+// Passwords pass through it as Secret values, which never print.
+//
 // It does no I/O and keeps no state; package routeros reads rules and
 // applies plans. It imports only the standard library and tpf's shared
 // packages.

@@ -7,8 +7,9 @@ import (
 )
 
 // This file looks at /ip/firewall/filter for a rule that would obviously
-// drop what the edge forwards over the tunnel. tpf never adds or changes
-// filter rules; it only warns.
+// drop what the edge forwards over the tunnel. tpf adds no forward-chain
+// rules (its only filter rules are the input rules of accesses, access.go);
+// here it only warns.
 //
 // What is assumed, from ROUTEROS-WIREGUARD.md §4 (defconf's rules there
 // are [S], from many /export captures; the rest is [I] from them):
@@ -107,7 +108,7 @@ func TunnelFirewallWarning(rules []Row) string {
 		case "drop", "reject", "tarpit":
 			if m == matchYes && !maybeAccepted {
 				return fmt.Sprintf("firewall filter rule %s (chain=forward action=%s%s) drops the connections the edge forwards over the tunnel; "+
-					"tpf adds no firewall rules: accept them before it, e.g. chain=forward in-interface=%s connection-nat-state=dstnat action=accept",
+					"tpf adds no forward-chain rules: accept them before it, e.g. chain=forward in-interface=%s connection-nat-state=dstnat action=accept",
 					r.ID, p[propAction], describeMatch(p), TunnelInterface)
 			}
 		}

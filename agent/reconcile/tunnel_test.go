@@ -703,7 +703,7 @@ func TestTunnelFirewallWarning(t *testing.T) {
 		}
 	}
 	want := "firewall filter rule *1 (chain=forward action=drop in-interface=tpf) drops the connections the edge forwards over the tunnel; " +
-		"tpf adds no firewall rules: accept them before it, e.g. chain=forward in-interface=tpf connection-nat-state=dstnat action=accept"
+		"tpf adds no forward-chain rules: accept them before it, e.g. chain=forward in-interface=tpf connection-nat-state=dstnat action=accept"
 	if got := TunnelFirewallWarning(rows(dropTPF)); got != want {
 		t.Errorf("warning text:\ngot  %q\nwant %q", got, want)
 	}

@@ -4,7 +4,10 @@
 // reconcile.Rule values, applies reconcile.Plan values, and flushes the
 // connection-tracking entries of removed forwards. ApplyTunnel keeps the
 // router's end of the WireGuard management tunnel the same way, through
-// reconcile.PlanTunnel, and reads back its state.
+// reconcile.PlanTunnel, and reads back its state. ApplyAccesses keeps
+// transient accesses (logins to the router itself: users, their groups,
+// their input rules, and the logout of sessions that end) through
+// reconcile.PlanAccesses; USERS.md lists what it relies on in RouterOS.
 //
 // go-routeros's synchronous calls ignore their context, and its async mode
 // can lose a fast reply, so this package dials the connection itself, uses

@@ -11,7 +11,8 @@ import (
 // Config says which router to pretend to be. The zero value is a RouterOS
 // 7.18.2 CHR named "MikroTik" with user admin and an empty password.
 type Config struct {
-	// Users maps user names to passwords. Nil means {"admin": ""}; an
+	// Users maps user names to passwords: the /user table the router
+	// starts with, each user in group full. Nil means {"admin": ""}; an
 	// empty non-nil map lets nobody in.
 	Users map[string]string
 

@@ -18,6 +18,9 @@ type Fault struct {
 	FailNext int
 	// FailMessage is the trap text; empty means "failure: injected fault".
 	FailMessage string
+	// FailCommand, when set, makes FailNext count only commands with this
+	// command word (e.g. "/user/add"); others run as usual.
+	FailCommand string
 	// DropNext makes the next DropNext commands run (their changes stay)
 	// and then closes the connection halfway through the reply, so the
 	// client cannot know whether the command took effect.
@@ -131,6 +134,11 @@ const (
 	MenuWireGuard      = "/interface/wireguard"
 	MenuWireGuardPeers = "/interface/wireguard/peers"
 	MenuIPAddress      = "/ip/address"
+	MenuFilter         = "/ip/firewall/filter"
+	MenuIPService      = "/ip/service"
+	MenuUser           = "/user"
+	MenuUserGroup      = "/user/group"
+	MenuUserActive     = "/user/active"
 )
 
 // tableLocked returns the table of one of the Menu… menus, and panics
@@ -144,14 +152,24 @@ func (s *Server) tableLocked(menu string) *table {
 		return s.wgPeers
 	case MenuIPAddress:
 		return s.addresses
+	case MenuFilter:
+		return s.filter
+	case MenuIPService:
+		return s.services
+	case MenuUser:
+		return s.users
+	case MenuUserGroup:
+		return s.groups
+	case MenuUserActive:
+		return s.active
 	}
 	panic("routerostest: no hooks for menu " + menu)
 }
 
-// Rows returns copies of a menu's rows (MenuWireGuard, MenuWireGuardPeers
-// or MenuIPAddress) in list order, each with its ".id" and exactly the
-// properties print would show, read-only ones included (a peer's
-// last-handshake, rx, tx from SetPeerStatus).
+// Rows returns copies of a menu's rows (one of the Menu… menus) in list
+// order, each with its ".id" and exactly the properties print would show,
+// read-only ones included (a peer's last-handshake, rx, tx from
+// SetPeerStatus). A user's password is never among them.
 func (s *Server) Rows(menu string) []map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,17 +186,21 @@ func (s *Server) Rows(menu string) []map[string]string {
 // interface), ".id" in props is ignored, and the new id is returned. What
 // RouterOS derives is derived unless props sets it: an interface's name
 // (wireguard1), key pair, public-key and running; a peer's name (7.15+);
-// an address's network, actual-interface and invalid.
+// an address's network, actual-interface and invalid. A user's "password"
+// is kept apart, write-only, as the API keeps it. An active row added
+// this way has no session behind it.
 func (s *Server) AddRow(menu string, props map[string]string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tableLocked(menu)
+	props = withoutID(props)
+	password, hasPassword := props["password"]
 	var row map[string]string
 	switch t {
 	case s.wireguard:
 		row = withDefaults(wgDefaults(), props)
 		s.fillWireGuardLocked(row)
-		maps.Copy(row, withoutID(props)) // a test's public-key or running wins
+		maps.Copy(row, props) // a test's public-key or running wins
 	case s.wgPeers:
 		row = withDefaults(s.peerDefaults(), props)
 		if s.peers.name && row["name"] == "" {
@@ -187,24 +209,36 @@ func (s *Server) AddRow(menu string, props map[string]string) string {
 	case s.addresses:
 		row = withDefaults(addressDefaults(), props)
 		deriveAddress(row, s.interfaceExistsLocked(row["interface"]), false)
-		maps.Copy(row, withoutID(props))
+		maps.Copy(row, props)
+	case s.filter:
+		row = withDefaults(filterDefaults(), props)
+	case s.users:
+		delete(props, "password")
+		row = withDefaults(userDefaults(), props)
+	case s.groups:
+		row = withDefaults(groupDefaults(), props)
+	default:
+		row = props
 	}
-	delete(row, ".id")
 	id := t.insert(row, -1)
+	if t == s.users && hasPassword {
+		s.passwords[id] = password
+	}
 	if t == s.wireguard {
 		s.interfacesChangedLocked()
 	}
-	s.wireGuardChangedLocked()
+	s.tableChangedLocked(t)
 	return id
 }
 
-// SetRow changes the row with the given id (or, for interfaces, name)
-// behind the client's back and reports whether it existed: props are
-// copied over it without validation, an empty value removes a property,
-// and derived properties are derived again from the result (a new
-// private-key gives a new public-key, a new address a new network, a
-// renamed interface carries its peers and addresses along), unless props
-// sets them.
+// SetRow changes the row with the given id (or, for interfaces, users,
+// groups and services, name) behind the client's back and reports whether
+// it existed: props are copied over it without validation, an empty value
+// removes a property, and derived properties are derived again from the
+// result (a new private-key gives a new public-key, a new address a new
+// network, a renamed interface carries its peers and addresses along),
+// unless props sets them. A user's "password" is set apart; a changed
+// service moves the SSH stand-in.
 func (s *Server) SetRow(menu, id string, props map[string]string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,8 +247,15 @@ func (s *Server) SetRow(menu, id string, props map[string]string) bool {
 	if i < 0 {
 		return false
 	}
+	props = withoutID(props)
+	if t == s.users {
+		if pw, ok := props["password"]; ok {
+			s.passwords[t.rows[i][".id"]] = pw
+			delete(props, "password")
+		}
+	}
 	row := maps.Clone(t.rows[i])
-	for k, v := range withoutID(props) {
+	for k, v := range props {
 		if v == "" {
 			delete(row, k)
 		} else {
@@ -226,23 +267,24 @@ func (s *Server) SetRow(menu, id string, props map[string]string) bool {
 		s.fillWireGuardLocked(row)
 		maps.Copy(row, withoutEmpty(props))
 		s.replaceWireGuardLocked(i, row)
-	case s.wgPeers:
-		t.rows[i] = row
 	case s.addresses:
 		_, newAddress := props["address"]
 		_, explicit := props["network"]
 		deriveAddress(row, s.interfaceExistsLocked(row["interface"]), newAddress && !explicit)
 		maps.Copy(row, withoutEmpty(props))
 		t.rows[i] = row
+	default:
+		t.rows[i] = row
 	}
-	s.wireGuardChangedLocked()
+	s.tableChangedLocked(t)
 	return true
 }
 
-// RemoveRow deletes the row with the given id (or, for interfaces, name)
-// behind the client's back, with what the API's remove does besides (an
-// interface's peers and addresses are left pointing at its id), and
-// reports whether it existed.
+// RemoveRow deletes the row with the given id (or, where SetRow takes
+// one, name) behind the client's back, with what the API's remove does
+// besides (an interface's peers and addresses are left pointing at its
+// id; removing an active row ends its session; a user's sessions go on),
+// and reports whether it existed.
 func (s *Server) RemoveRow(menu, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -257,11 +299,27 @@ func (s *Server) RemoveRow(menu, id string) bool {
 	case s.wgPeers:
 		delete(s.peerStatus, t.rows[i][".id"])
 		t.removeAt([]int{i})
+	case s.active:
+		s.endActiveLocked(t.rows[i][".id"])
+	case s.users:
+		delete(s.passwords, t.rows[i][".id"])
+		t.removeAt([]int{i})
 	default:
 		t.removeAt([]int{i})
 	}
-	s.wireGuardChangedLocked()
+	s.tableChangedLocked(t)
 	return true
+}
+
+// tableChangedLocked runs what follows a hook's change to t: the
+// WireGuard hook for its tables, the SSH stand-in for /ip/service.
+func (s *Server) tableChangedLocked(t *table) {
+	switch t {
+	case s.wireguard, s.wgPeers, s.addresses:
+		s.wireGuardChangedLocked()
+	case s.services:
+		s.servicesChangedLocked()
+	}
 }
 
 // SetPeerStatus sets what the WireGuard device reports about the peer with

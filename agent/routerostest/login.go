@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
+	"net/netip"
 	"strings"
 )
 
@@ -14,6 +15,11 @@ import (
 //     in LegacyLogin mode gets !done =ret=<16 random bytes as hex>; then
 //     =name= =response=00<md5(0x00 password challenge)> logs in, but only
 //     where that still works (LegacyLogin, or versions before 6.45.1).
+//
+// Either way the user must be able to log in through the API as /user
+// says: enabled, in a group with the api policy, and connecting from
+// within its address list. A login is a /user/active row (via=api) until
+// the connection ends; removing the row closes the connection.
 func (s *Server) loginLocked(sess *session, req *request) []sentence {
 	name, hasName := req.attrs["name"]
 	password, hasPassword := req.attrs["password"]
@@ -23,11 +29,12 @@ func (s *Server) loginLocked(sess *session, req *request) []sentence {
 	if s.cfg.LegacyLogin {
 		failure = "cannot log in" // what pre-6.43 routers said
 	}
+	from, _ := netip.ParseAddrPort(sess.remote)
+	pw, _, known := s.userLoginLocked(name, from.Addr().Unmap(), "api")
 	switch {
 	case hasResponse:
 		challenge := sess.challenge
 		sess.challenge = nil // one response per challenge
-		pw, known := s.cfg.Users[name]
 		if !s.md5Works || challenge == nil || !known || s.fault.RefuseLogin ||
 			!strings.EqualFold(response, challengeResponse(pw, challenge)) {
 			return trapDone(-1, failure)
@@ -37,12 +44,12 @@ func (s *Server) loginLocked(sess *session, req *request) []sentence {
 		rand.Read(sess.challenge) // never fails since Go 1.24
 		return []sentence{done("=ret=" + hex.EncodeToString(sess.challenge))}
 	default:
-		pw, known := s.cfg.Users[name]
 		if !known || pw != password || s.fault.RefuseLogin {
 			return trapDone(-1, failure)
 		}
 	}
 	sess.loggedIn, sess.user = true, name
+	sess.active = s.addActiveLocked(name, from.Addr(), "api", sess.kill)
 	return []sentence{done()}
 }
 

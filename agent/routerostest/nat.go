@@ -2,7 +2,6 @@ package routerostest
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 )
 
@@ -54,56 +53,18 @@ func (s *Server) natPrintLocked(req *request) []sentence {
 	return s.printLocked(req, s.nat, s.nat.rows)
 }
 
+// natMenu is /ip/firewall/nat as a rule menu.
+func (s *Server) natMenu() ruleMenu {
+	return ruleMenu{t: s.nat, writable: natWritable, parsers: natParsers, defaults: natDefaults, validate: validateNAT}
+}
+
 // natAddLocked adds a rule at the end, or before place-before, and
 // answers its id in =ret=.
-func (s *Server) natAddLocked(req *request) []sentence {
-	if name, bad := req.unknownAttr(slices.Concat(natWritable, []string{"place-before"})...); bad {
-		return unknownParameter(name)
-	}
-	row := natDefaults()
-	if r := applyNAT(row, req); r != nil {
-		return r
-	}
-	if r := validateNAT(row); r != nil {
-		return r
-	}
-	before := -1
-	if id, ok := req.attrs["place-before"]; ok {
-		if before = s.nat.index(id); before < 0 {
-			return noSuchItem()
-		}
-	}
-	id := s.nat.insert(row, before)
-	s.writes++
-	return []sentence{done("=ret=" + id)}
-}
+func (s *Server) natAddLocked(req *request) []sentence { return s.ruleAddLocked(s.natMenu(), req) }
 
 // natSetLocked changes the rules named by =.id= (or =numbers=), all of
 // them or, if any id is unknown or any result invalid, none.
-func (s *Server) natSetLocked(req *request) []sentence {
-	if name, bad := req.unknownAttr(slices.Concat(natWritable, []string{".id", "numbers"})...); bad {
-		return unknownParameter(name)
-	}
-	idx, ok := s.nat.lookup(targetIDs(req))
-	if !ok {
-		return noSuchItem()
-	}
-	updated := make([]map[string]string, len(idx))
-	for k, i := range idx {
-		updated[k] = maps.Clone(s.nat.rows[i])
-		if r := applyNAT(updated[k], req); r != nil {
-			return r
-		}
-		if r := validateNAT(updated[k]); r != nil {
-			return r
-		}
-	}
-	for k, i := range idx {
-		s.nat.rows[i] = updated[k]
-	}
-	s.writes++
-	return []sentence{done()}
-}
+func (s *Server) natSetLocked(req *request) []sentence { return s.ruleSetLocked(s.natMenu(), req) }
 
 func (s *Server) natRemoveLocked(req *request) []sentence {
 	return s.removeLocked(req, s.nat)
@@ -124,35 +85,7 @@ func (s *Server) removeLocked(req *request, t *table) []sentence {
 
 // natMoveLocked moves =numbers= before =destination=, or to the end
 // without one.
-func (s *Server) natMoveLocked(req *request) []sentence {
-	if name, bad := req.unknownAttr(".id", "numbers", "destination"); bad {
-		return unknownParameter(name)
-	}
-	idx, ok := s.nat.lookup(targetIDs(req))
-	if !ok {
-		return noSuchItem()
-	}
-	dest := ""
-	if d, ok := req.attrs["destination"]; ok {
-		i := s.nat.index(d)
-		if i < 0 {
-			return noSuchItem()
-		}
-		dest = s.nat.rows[i][".id"]
-	}
-	var moved []map[string]string
-	for _, i := range idx {
-		moved = append(moved, s.nat.rows[i])
-	}
-	s.nat.removeAt(idx)
-	at := len(s.nat.rows) // also when the destination was itself moved
-	if i := s.nat.index(dest); i >= 0 {
-		at = i
-	}
-	s.nat.rows = slices.Insert(s.nat.rows, at, moved...)
-	s.writes++
-	return []sentence{done()}
-}
+func (s *Server) natMoveLocked(req *request) []sentence { return s.moveLocked(req, s.nat) }
 
 // targetIDs returns the id list of set/remove/move: =.id=, or =numbers=
 // as RouterOS also accepts.
@@ -180,13 +113,6 @@ var natParsers = func() map[string]parser {
 	}
 	return m
 }()
-
-// applyNAT copies the request's writable properties into row, normalising
-// booleans to true/false. An empty value unsets an optional property, as
-// on RouterOS, so comment= removes the comment.
-func applyNAT(row map[string]string, req *request) []sentence {
-	return applyProps(row, req, natParsers, natDefaults())
-}
 
 // validateNAT checks a complete rule. The trap texts are the emulator's;
 // ROUTEROS.md §7 leaves RouterOS's exact wording open.

@@ -1,6 +1,7 @@
 package routerostest
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,24 @@ func (req *request) unknownAttr(allowed ...string) (string, bool) {
 		return req.stray[0], true
 	}
 	return "", false
+}
+
+// renamed returns a copy of req whose attribute old is called new; when
+// req has both, new wins and old is dropped.
+func (req *request) renamed(old, new string) *request {
+	v, ok := req.attrs[old]
+	if !ok {
+		return req
+	}
+	out := *req
+	out.attrs = maps.Clone(req.attrs)
+	delete(out.attrs, old)
+	out.names = slices.DeleteFunc(slices.Clone(req.names), func(n string) bool { return n == old })
+	if _, both := req.attrs[new]; !both {
+		out.attrs[new] = v
+		out.names = append(out.names, new)
+	}
+	return &out
 }
 
 // logArgs renders the request's words for the log with secrets blanked.

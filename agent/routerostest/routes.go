@@ -34,6 +34,39 @@ func (s *Server) routeTable(v version) map[string]handler {
 		"/system/identity/print":  s.identityPrintLocked,
 		"/system/identity/getall": s.identityPrintLocked,
 		"/system/identity/set":    s.identitySetLocked,
+
+		"/ip/firewall/filter/print":  s.filterPrintLocked,
+		"/ip/firewall/filter/getall": s.filterPrintLocked,
+		"/ip/firewall/filter/add":    s.filterAddLocked,
+		"/ip/firewall/filter/set":    s.filterSetLocked,
+		"/ip/firewall/filter/remove": s.filterRemoveLocked,
+		"/ip/firewall/filter/move":   s.filterMoveLocked,
+
+		"/ip/service/print":  s.servicePrintLocked,
+		"/ip/service/getall": s.servicePrintLocked,
+		"/ip/service/set":    s.serviceSetLocked,
+
+		"/user/print":  s.userPrintLocked,
+		"/user/getall": s.userPrintLocked,
+		"/user/add":    s.userAddLocked,
+		"/user/set":    s.userSetLocked,
+		"/user/remove": s.userRemoveLocked,
+
+		"/user/group/print":  s.groupPrintLocked,
+		"/user/group/getall": s.groupPrintLocked,
+		"/user/group/add":    s.groupAddLocked,
+		"/user/group/set":    s.groupSetLocked,
+		"/user/group/remove": s.groupRemoveLocked,
+
+		"/user/active/print":  s.activePrintLocked,
+		"/user/active/getall": s.activePrintLocked,
+	}
+	// Ending a session is request-logout up to 7.19 and remove from 7.20
+	// (the dumps: 7.19.6 has only the one, 7.20.8 only the other).
+	if v.atLeast(7, 20, 0) {
+		routes["/user/active/remove"] = s.activeRemoveLocked
+	} else {
+		routes["/user/active/request-logout"] = s.activeRemoveLocked
 	}
 	if v.atLeast(7, 0, 0) {
 		maps.Copy(routes, map[string]handler{

@@ -30,9 +30,22 @@ func TestRoutesExistInEveryTree(t *testing.T) {
 		"/interface/wireguard/peers/remove": {"numbers"},
 		"/ip/address/remove":                {"numbers"},
 		"/system/identity/set":              {"name"},
+		"/ip/firewall/filter/add":           slices.Concat(filterWritable, []string{"place-before"}),
+		"/ip/firewall/filter/set":           slices.Concat(filterWritable, []string{"numbers"}),
+		"/ip/firewall/filter/move":          {"numbers", "destination"},
+		"/ip/firewall/filter/remove":        {"numbers"},
+		"/user/add":                         slices.Concat(keys(userParsers), []string{"password"}),
+		"/user/set":                         slices.Concat(keys(userParsers), []string{"password", "numbers"}),
+		"/user/remove":                      {"numbers"},
+		"/user/group/add":                   slices.Concat(keys(groupParsers), []string{"policy"}),
+		"/user/group/set":                   slices.Concat(keys(groupParsers), []string{"policy", "numbers"}),
+		"/user/group/remove":                {"numbers"},
+		"/user/active/remove":               {"numbers"},
+		"/user/active/request-logout":       {"numbers"},
 	}
 	for _, v := range rosschema.Versions() {
 		s := New(Config{Version: v})
+		handlerParams["/ip/service/set"] = slices.Concat(keys(s.serviceParsers()), []string{"numbers"})
 		for path := range s.routes {
 			if path == "/cancel" {
 				continue

@@ -24,8 +24,11 @@ type Server struct {
 	// tree is the command tree of the mimicked version, or nil when there
 	// is none (6.x, 7.x before 7.12.2): then nothing is refused for being
 	// missing from the version, only for being unknown to the emulator.
-	tree  *rosschema.Tree
-	peers peerFields // the version's /interface/wireguard/peers fields
+	tree      *rosschema.Tree
+	v         version
+	peers     peerFields    // the version's /interface/wireguard/peers fields
+	svcFields serviceFields // the version's /ip/service fields
+	policies  []string      // the version's user group policies, in print order
 
 	wg sync.WaitGroup // accept loops started by Start, and connections
 
@@ -39,10 +42,20 @@ type Server struct {
 	wgPeers    *table                // /interface/wireguard/peers
 	addresses  *table                // /ip/address
 	peerStatus map[string]PeerStatus // by peer .id; what the WireGuard device reports
-	identity   string
-	fault      Fault
-	commands   []string
-	writes     int
+	filter     *table                // /ip/firewall/filter
+	services   *table                // /ip/service
+	users      *table                // /user; the passwords are apart
+	groups     *table                // /user/group
+	active     *table                // /user/active
+
+	passwords     map[string]string // by /user .id: write-only, never printed
+	builtinGroups map[string]bool   // .id of read, write and full
+	sessionEnds   map[string]func() // by /user/active .id: ends that session
+	ssh           *sshService       // the SSH stand-in, once StartSSH ran
+	identity      string
+	fault         Fault
+	commands      []string
+	writes        int
 
 	natListeners map[string]natListener // user-space NAT, by listen address
 	relays       map[string]*relayed    // user-space NAT connections, by conntrack id
@@ -72,12 +85,22 @@ func New(cfg Config) *Server {
 		wgPeers:    newTable(peerOrder...),
 		addresses:  newTable(addressOrder...),
 		peerStatus: map[string]PeerStatus{},
+		filter:     newTable(filterOrder...),
 		identity:   cfg.Identity,
+		v:          v,
+		policies:   policiesFor(v),
+
+		passwords:     map[string]string{},
+		builtinGroups: map[string]bool{},
+		sessionEnds:   map[string]func(){},
 
 		natListeners: map[string]natListener{},
 		relays:       map[string]*relayed{},
 	}
 	s.peers = peerFieldsFor(s.tree, v)
+	s.svcFields = serviceFieldsFor(s.tree)
+	s.newServices()
+	s.newUserTables(cfg.Users)
 	s.routes = s.routeTable(v)
 	if cfg.OnNATChange != nil {
 		s.natEvents = make(chan []map[string]string, 1024)
@@ -197,6 +220,15 @@ func (s *Server) Close() error {
 	for _, r := range s.relays {
 		r.cut()
 	}
+	var sshConns []net.Conn
+	if s.ssh != nil {
+		if s.ssh.ln != nil {
+			s.ssh.ln.Close()
+		}
+		for nc := range s.ssh.conns {
+			sshConns = append(sshConns, nc)
+		}
+	}
 	if s.natEvents != nil {
 		close(s.natEvents)
 	}
@@ -213,6 +245,9 @@ func (s *Server) Close() error {
 	}
 	for _, sess := range sessions {
 		sess.kill()
+	}
+	for _, nc := range sshConns {
+		nc.Close()
 	}
 	s.wg.Wait()
 	return errors.Join(errs...)

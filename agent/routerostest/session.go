@@ -21,6 +21,7 @@ type session struct {
 
 	loggedIn  bool
 	user      string
+	active    string // the session's /user/active .id once logged in
 	challenge []byte // the last /login challenge, until a response uses it
 }
 
@@ -58,6 +59,9 @@ func (s *Server) serveSession(sess *session) {
 		sess.kill()
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		if sess.active != "" {
+			s.endActiveLocked(sess.active)
+		}
 		s.mu.Unlock()
 	}()
 	s.log.Debug("api connection opened", "remote", sess.remote)
@@ -101,7 +105,7 @@ func (s *Server) handle(sess *session, req *request) outcome {
 		out.replies, out.hangUp = []sentence{{"!fatal", "not logged in"}}, true
 	case req.command == "/quit":
 		out.replies, out.hangUp = []sentence{{"!fatal", "session terminated on request"}}, true
-	case s.fault.FailNext > 0:
+	case s.fault.FailNext > 0 && (s.fault.FailCommand == "" || s.fault.FailCommand == req.command):
 		s.fault.FailNext--
 		out.replies = trapDone(-1, s.fault.failMessage())
 	default:

@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	legacy := fs.Bool("legacy-login", false, "mimic RouterOS before 6.43: log in with the MD5 challenge only")
 	nftTable := fs.String("nft-table", "", "also apply the NAT table to this host's kernel as nftables `table` ip NAME (needs root; use in a network namespace)")
 	userNAT := fs.Bool("user-nat", false, "carry TCP traffic through the dst-nat rules in user space (no root needed)")
+	sshHost := fs.String("ssh", "", "also serve a stand-in for the router's SSH service on this `address` at the /ip/service ssh port (22 unless changed through the API); empty: no SSH")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -72,6 +73,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := routerostest.New(cfg)
 	if err := srv.Start(*listen); err != nil {
 		return err
+	}
+	if *sshHost != "" {
+		if err := srv.StartSSH(*sshHost); err != nil {
+			srv.Close()
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "RouterOS %s API emulator listening on %s (user %q)\n", *version, srv.Addr(), *user)
 	<-ctx.Done()

@@ -3,10 +3,13 @@
 // (agent/routerostest) whose NAT table is applied to the kernel as nftables
 // and whose WireGuard interfaces, peers and addresses are real userspace
 // WireGuard devices (e2e/internal/routerwg), their handshakes and traffic
-// read back into the emulator. Run it as root inside the router's namespace
-// (`ip netns exec NS tpf-router-host …`); it runs until SIGINT or SIGTERM
-// and then removes its WireGuard devices (its nftables table goes with
-// the namespace).
+// read back into the emulator. With -ssh it also serves the router's SSH
+// service (the emulator's stand-in, routerostest.Server.StartSSH) on that
+// address at the port /ip/service ssh gives, 22 unless changed, so that a
+// test can log in through a transient access as the router's users allow.
+// Run it as root inside the router's namespace (`ip netns exec NS
+// tpf-router-host …`); it runs until SIGINT or SIGTERM and then removes
+// its WireGuard devices (its nftables table goes with the namespace).
 package main
 
 import (
@@ -44,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	password := fs.String("password", "", "API user `password`")
 	version := fs.String("version", "7.18.2", "RouterOS `version` to mimic")
 	nftTable := fs.String("nft-table", "tpf_router", "the nftables `table` (ip NAME) the NAT table is applied as")
+	sshHost := fs.String("ssh", "", "also serve the router's SSH service on this `address` (e.g. 0.0.0.0) at the /ip/service ssh port; empty: no SSH")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -73,6 +77,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	wg.Start(srv)
 	if err := srv.Start(*listen); err != nil {
 		return err
+	}
+	if *sshHost != "" {
+		if err := srv.StartSSH(*sshHost); err != nil {
+			srv.Close()
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "RouterOS %s API emulator with real WireGuard listening on %s\n", *version, srv.Addr())
 	<-ctx.Done()
