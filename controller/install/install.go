@@ -38,11 +38,16 @@ const (
 var DefaultSubnet = netip.MustParsePrefix("172.31.254.0/30")
 
 // Policy is the RouterOS user group's policy: read (print rules and the
-// router's identity), write (add, change and remove NAT rules and
-// connection-tracking entries) and api (log in through the API). Every other
-// policy is spelled out as denied, so that the group's rights are plain to
-// read on the router.
-const Policy = "read,write,api,!local,!telnet,!ssh,!ftp,!reboot,!policy,!test,!winbox,!password,!web,!sniff,!sensitive,!romon"
+// router's identity), write (add, change and remove NAT rules, firewall
+// rules, the tunnel and connection-tracking entries), api (log in through
+// the API) and policy (manage the users of transient accesses; RouterOS
+// lets only policy with write do that). The group also holds every policy a
+// transient access's full group grants (ssh, winbox, reboot…), since a
+// user may not be able to grant rights its own group lacks; it never holds
+// sensitive (secrets) or romon. Its user may log in only from the agent's
+// address. Denied policies are spelled out, so that the group's rights are
+// plain to read on the router.
+const Policy = "read,write,api,policy,local,telnet,ssh,ftp,reboot,test,winbox,password,web,sniff,!sensitive,!romon"
 
 // archives maps RouterOS's architecture names (/system/resource
 // architecture-name) to the image archives make container writes.

