@@ -79,7 +79,10 @@ func newTunnelLab(tb testing.TB, serveEnv ...string) *tunnelLab {
 	l.db = newLabDB(tb, fleet.Region{ID: "lab", EntryPoint: "10.10.1.1", Ports: fleet.PortRange{Min: 40000, Max: 40999},
 		Tunnel: fleet.RegionTunnel{Managed: true, Endpoint: tunnelEndpoint}}, time.Now().UTC().Truncate(time.Second))
 
-	n.start(tb, "router", "routeros", nil, l.bin("tpf-router-host"), "-listen", routerAPI, "-user", "tpf", "-password", "pw")
+	// The router host also serves the router's SSH service (the
+	// emulator's stand-in, which logs its /user users in) for transient
+	// accesses.
+	n.start(tb, "router", "routeros", nil, l.bin("tpf-router-host"), "-listen", routerAPI, "-user", "tpf", "-password", "pw", "-ssh", "0.0.0.0")
 	n.start(tb, "ctl", "controller", append([]string{"DATABASE_URL=" + l.db.dbURL, "TPF_LISTEN=0.0.0.0:8080",
 		"TPF_ALLOW_SOURCES=10.10.1.0/24", "TPF_RATE_LIMIT_PER_MINUTE=0"}, serveEnv...), l.bin("tpf-controller"), "serve")
 	n.start(tb, "edge", "edge", []string{"TPF_CONTROLLER_URL=http://10.20.0.1:8080", "TPF_EDGE_TOKEN=" + l.db.edgeToken,
@@ -193,6 +196,12 @@ func edgePeers() []wgtypes.Peer {
 // carry the agent's comment, read through the RouterOS API from inside the
 // router's namespace.
 func (l *tunnelLab) routerRows(menu string) ([]map[string]string, error) {
+	return l.routerRun(menu+"/print", "?comment=tpf:tunnel")
+}
+
+// routerRun runs one command on the emulated router through the RouterOS
+// API, from inside the router's namespace, and returns the rows it answered.
+func (l *tunnelLab) routerRun(words ...string) ([]map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nc, err := dialIn(ctx, l.n.name("router"), "tcp", "127.0.0.1:8728")
@@ -209,7 +218,7 @@ func (l *tunnelLab) routerRows(menu string) ([]map[string]string, error) {
 	if err := c.Login("tpf", "pw"); err != nil {
 		return nil, err
 	}
-	r, err := c.Run(menu+"/print", "?comment=tpf:tunnel")
+	r, err := c.Run(words...)
 	if err != nil {
 		return nil, err
 	}
