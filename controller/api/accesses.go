@@ -107,89 +107,23 @@ func (s *server) handleAccessList() authedHandler {
 }
 
 func (s *server) handleAccessGet() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, id, err := forwardPath(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		now := s.now()
-		a, err := s.svc.Access(r.Context(), p.AccountID, routerID, id)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, toAccessJSON(a, now))
-	}
+	return handleItemGet(s, s.svc.Access, toAccessJSON)
 }
 
 // handleAccessCreate answers 201 with the new access and its password, the
 // only time the password is shown.
 func (s *server) handleAccessCreate() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, err := pathID(r, "router_id")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		// As for forwards: an unknown router is a 404 even when the body is
-		// also wrong; a good body leaves the router's check to the create.
-		raw, err := decodeObject(w, r)
-		if err == nil {
-			na, problems := fleet.ValidateNewAccess(newAccessInput(raw), s.cfg.ForwardRules())
-			if err = invalid(problems); err == nil {
-				now := s.now()
-				a, err := s.svc.CreateAccess(r.Context(), p, routerID, na, now)
-				if err != nil {
-					s.writeError(w, r, err)
-					return
-				}
-				writeJSON(w, http.StatusCreated, toAccessJSON(a, now))
-				return
-			}
-		}
-		if _, rerr := s.svc.Router(r.Context(), p.AccountID, routerID); rerr != nil {
-			err = rerr
-		}
-		s.writeError(w, r, err)
-	}
+	return handleItemCreate(s, func(raw map[string]json.RawMessage) (fleet.NewAccess, fleet.Problems) {
+		return fleet.ValidateNewAccess(newAccessInput(raw), s.cfg.ForwardRules())
+	}, s.svc.CreateAccess, toAccessJSON)
 }
 
 func (s *server) handleAccessRevoke() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, id, err := forwardPath(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := s.svc.RevokeAccess(r.Context(), p, routerID, id, s.now()); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}
+	return handleItemRevoke(s, s.svc.RevokeAccess)
 }
 
 // handleAccessConnectionList lists the connections the edge relayed for an
 // access, newest first (?limit=).
 func (s *server) handleAccessConnectionList() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, id, err := forwardPath(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		var errs fleet.Problems
-		limit := queryLimit(r.URL.Query(), &errs)
-		if err := invalid(errs); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		list, err := s.svc.AccessConnections(r.Context(), p.AccountID, routerID, id, limit)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, toConnectionsJSON(list))
-	}
+	return handleItemConnections(s, s.svc.AccessConnections)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -96,66 +97,17 @@ func (s *server) handleForwardList() authedHandler {
 }
 
 func (s *server) handleForwardGet() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, id, err := forwardPath(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		now := s.now()
-		f, err := s.svc.Forward(r.Context(), p.AccountID, routerID, id)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, toForwardJSON(f, now))
-	}
+	return handleItemGet(s, s.svc.Forward, toForwardJSON)
 }
 
 func (s *server) handleForwardCreate() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, err := pathID(r, "router_id")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		// An unknown router is a 404 even when the body is also wrong, so a
-		// bad body is answered only after the router was looked up; a good
-		// one leaves that to the create, which checks it in its statement.
-		raw, err := decodeObject(w, r)
-		if err == nil {
-			nf, problems := fleet.ValidateNewForward(newForwardInput(raw), s.cfg.ForwardRules())
-			if err = invalid(problems); err == nil {
-				now := s.now()
-				f, err := s.svc.CreateForward(r.Context(), p, routerID, nf, now)
-				if err != nil {
-					s.writeError(w, r, err)
-					return
-				}
-				writeJSON(w, http.StatusCreated, toForwardJSON(f, now))
-				return
-			}
-		}
-		if _, rerr := s.svc.Router(r.Context(), p.AccountID, routerID); rerr != nil {
-			err = rerr
-		}
-		s.writeError(w, r, err)
-	}
+	return handleItemCreate(s, func(raw map[string]json.RawMessage) (fleet.NewForward, fleet.Problems) {
+		return fleet.ValidateNewForward(newForwardInput(raw), s.cfg.ForwardRules())
+	}, s.svc.CreateForward, toForwardJSON)
 }
 
 func (s *server) handleForwardRevoke() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, id, err := forwardPath(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := s.svc.RevokeForward(r.Context(), p, routerID, id, s.now()); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}
+	return handleItemRevoke(s, s.svc.RevokeForward)
 }
 
 func nonEmpty(s string) *string {
@@ -168,25 +120,7 @@ func nonEmpty(s string) *string {
 // handleConnectionList lists the connections the edge relayed for a
 // forward, newest first (?limit=).
 func (s *server) handleConnectionList() authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p fleet.Principal) {
-		routerID, id, err := forwardPath(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		var errs fleet.Problems
-		limit := queryLimit(r.URL.Query(), &errs)
-		if err := invalid(errs); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		list, err := s.svc.Connections(r.Context(), p.AccountID, routerID, id, limit)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, toConnectionsJSON(list))
-	}
+	return handleItemConnections(s, s.svc.Connections)
 }
 
 // toConnectionsJSON is a listing of connections as the API shows it.

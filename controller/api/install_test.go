@@ -119,7 +119,7 @@ func TestInstallScript(t *testing.T) {
 		`:set ($env->"TPF_CONTROLLER_URL") "https://tpf.example.net"`,
 		"/container/envs/add",
 		"start-on-boot=yes logging=yes",
-		"/user/group/add name=tpf-agent policy=read,write,api,!",
+		"/user/group/add name=tpf-agent policy=read,write,api,policy,",
 		"acme-r1",
 		e.router.String(),
 	} {
