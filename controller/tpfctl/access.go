@@ -266,29 +266,7 @@ var accessConnections = &command{
 	summary:  "the connections the edge relayed for a login",
 	about: `Lists the connections the region's edge relayed for access ID of router R,
 newest first: source, start and end, bytes each way, why it ended.`,
-	run: func(ctx context.Context, x *invocation, cmd *command, args []string) error {
-		var limit int
-		c, rt, id, err := x.accessArgs(ctx, cmd, args, func(fs *flag.FlagSet) {
-			fs.IntVar(&limit, "limit", 0, "at most `N` connections, 1-1000 (default 100)")
-		})
-		if err != nil {
-			return err
-		}
-		list, raw, err := c.AccessConnections(ctx, rt.ID, id, limit)
-		if err != nil {
-			return fmt.Errorf("connections of access %s on router %s: %w", id, rt.arg, err)
-		}
-		if x.json() {
-			x.writeRaw(raw)
-			return nil
-		}
-		if len(list) == 0 {
-			fmt.Fprintf(x.stdout, "No connections through access %s.\n", id)
-			return nil
-		}
-		x.connectionTable(list)
-		return nil
-	},
+	run: runConnections("access", (*invocation).accessArgs, (*Client).AccessConnections),
 }
 
 // parseRouter parses a command whose router is its first operand, or

@@ -321,29 +321,38 @@ var forwardsConnections = &command{
 	summary:  "the connections the edge relayed for a forward",
 	about: `Lists the connections the region's edge relayed for forward ID of router R,
 newest first: source, start and end, bytes each way, why it ended.`,
-	run: func(ctx context.Context, x *invocation, cmd *command, args []string) error {
+	run: runConnections("forward", (*invocation).forwardArgs, (*Client).Connections),
+}
+
+// runConnections is the run of a connections command: it lists the
+// connections of the thing of a kind ("forward", "access") that args name.
+func runConnections(kind string,
+	parse func(x *invocation, ctx context.Context, cmd *command, args []string, define func(fs *flag.FlagSet)) (*Client, namedRouter, string, error),
+	list func(c *Client, ctx context.Context, router, id string, limit int) ([]Connection, []byte, error),
+) func(ctx context.Context, x *invocation, cmd *command, args []string) error {
+	return func(ctx context.Context, x *invocation, cmd *command, args []string) error {
 		var limit int
-		c, rt, id, err := x.forwardArgs(ctx, cmd, args, func(fs *flag.FlagSet) {
+		c, rt, id, err := parse(x, ctx, cmd, args, func(fs *flag.FlagSet) {
 			fs.IntVar(&limit, "limit", 0, "at most `N` connections, 1-1000 (default 100)")
 		})
 		if err != nil {
 			return err
 		}
-		list, raw, err := c.Connections(ctx, rt.ID, id, limit)
+		conns, raw, err := list(c, ctx, rt.ID, id, limit)
 		if err != nil {
-			return fmt.Errorf("connections of forward %s on router %s: %w", id, rt.arg, err)
+			return fmt.Errorf("connections of %s %s on router %s: %w", kind, id, rt.arg, err)
 		}
 		if x.json() {
 			x.writeRaw(raw)
 			return nil
 		}
-		if len(list) == 0 {
-			fmt.Fprintf(x.stdout, "No connections through forward %s.\n", id)
+		if len(conns) == 0 {
+			fmt.Fprintf(x.stdout, "No connections through %s %s.\n", kind, id)
 			return nil
 		}
-		x.connectionTable(list)
+		x.connectionTable(conns)
 		return nil
-	},
+	}
 }
 
 // connectionTable writes connections as a table.
