@@ -149,12 +149,8 @@ func (v *views) handleAccessCreate(w http.ResponseWriter, r *http.Request, in si
 		v.writeError(w, r, err)
 		return
 	}
-	form := createForm{Values: map[string]string{}}
-	value := func(name string) string {
-		val := strings.TrimSpace(r.PostForm.Get(name))
-		form.Values[name] = val
-		return val
-	}
+	form := newCreateForm()
+	value := func(name string) string { return form.value(r, name) }
 	input := fleet.NewAccessInput{
 		Type:               value(fleet.FieldType),
 		ExpireAfterMinutes: value(fleet.FieldExpireAfterMinutes),
@@ -165,11 +161,7 @@ func (v *views) handleAccessCreate(w http.ResponseWriter, r *http.Request, in si
 		form.Values[fleet.FieldReadOnly] = "on"
 	}
 	na, problems := fleet.ValidateNewAccess(input, v.cfg.Forwards)
-	if problems.Len() > 0 {
-		form.Errors = map[string][]string{}
-		for _, f := range problems.Fields() {
-			form.Errors[f] = problems.Messages(f)
-		}
+	if form.refuse(problems) {
 		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, routerForms{access: form})
 		return
 	}

@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
@@ -67,11 +66,7 @@ func (v *views) renderRouterNew(w http.ResponseWriter, r *http.Request, in signe
 // ignored: tpf allocates it (the form hides the field there).
 func readNewRouter(r *http.Request, regions []fleet.Region, form createForm) (forwards.NewRouter, fleet.Region, fleet.Problems) {
 	var errs fleet.Problems
-	value := func(name string) string {
-		val := strings.TrimSpace(r.PostForm.Get(name))
-		form.Values[name] = val
-		return val
-	}
+	value := func(name string) string { return form.value(r, name) }
 	var nr forwards.NewRouter
 	nr.Name, _ = errs.Text(fieldName, value(fieldName), fleet.MaxRouterName)
 	nr.Region = value(fieldRegion)
@@ -108,13 +103,10 @@ func (v *views) handleRouterCreate(w http.ResponseWriter, r *http.Request, in si
 		v.writeError(w, r, err)
 		return
 	}
-	form := createForm{Values: map[string]string{}}
+	form := newCreateForm()
 	nr, region, problems := readNewRouter(r, regions, form)
 	invalid := func(code int) {
-		form.Errors = map[string][]string{}
-		for _, f := range problems.Fields() {
-			form.Errors[f] = problems.Messages(f)
-		}
+		form.refuse(problems)
 		v.renderRouterNew(w, r, in, code, regions, form)
 	}
 	if problems.Len() > 0 {

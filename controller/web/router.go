@@ -73,6 +73,28 @@ type createForm struct {
 	Max     int
 }
 
+// newCreateForm is an empty form, ready to take what was posted.
+func newCreateForm() createForm { return createForm{Values: map[string]string{}} }
+
+// value reads a posted field, trimmed, and keeps it to show again.
+func (f createForm) value(r *http.Request, name string) string {
+	val := strings.TrimSpace(r.PostForm.Get(name))
+	f.Values[name] = val
+	return val
+}
+
+// refuse puts each field's messages next to it; false when there are none.
+func (f *createForm) refuse(problems fleet.Problems) bool {
+	if problems.Len() == 0 {
+		return false
+	}
+	f.Errors = map[string][]string{}
+	for _, field := range problems.Fields() {
+		f.Errors[field] = problems.Messages(field)
+	}
+	return true
+}
+
 type routerBody struct {
 	Router fleetRow
 	// Edge is the router's region's edge, nil when no tpf edge serves it.
@@ -321,12 +343,8 @@ func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in s
 		v.writeError(w, r, err)
 		return
 	}
-	form := createForm{Values: map[string]string{}}
-	value := func(name string) string {
-		val := strings.TrimSpace(r.PostForm.Get(name))
-		form.Values[name] = val
-		return val
-	}
+	form := newCreateForm()
+	value := func(name string) string { return form.value(r, name) }
 	input := fleet.NewForwardInput{
 		ExpireAfterMinutes: value(fleet.FieldExpireAfterMinutes),
 		DstPort:            value(fleet.FieldDstPort),
@@ -338,11 +356,7 @@ func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in s
 		form.Values[fleet.FieldMasquerade] = "on"
 	}
 	nf, problems := fleet.ValidateNewForward(input, v.cfg.Forwards)
-	if problems.Len() > 0 {
-		form.Errors = map[string][]string{}
-		for _, f := range problems.Fields() {
-			form.Errors[f] = problems.Messages(f)
-		}
+	if form.refuse(problems) {
 		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, routerForms{forward: form})
 		return
 	}
