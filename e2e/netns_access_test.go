@@ -190,7 +190,7 @@ func TestNamespacesAccess(t *testing.T) {
 		}, nil)
 		l.api.waitStatus(path+"/"+a.ID, "removed")
 	})
-	t.Run("expiry removes the user with the controller down", func(t *testing.T) {
+	t.Run("expiry cuts the session and removes the user with the controller down", func(t *testing.T) {
 		// Created ten minutes less eight seconds ago for ten minutes: it
 		// expires eight seconds from now.
 		created := time.Now().UTC().Truncate(time.Second).Add(-10*time.Minute + 8*time.Second)
@@ -199,7 +199,7 @@ func TestNamespacesAccess(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := forwards.New(l.db.st).CreateAccess(context.Background(), l.db.p, rid, fleet.NewAccess{
-			Service: fleet.ServiceWinbox, AllowFrom: netip.MustParsePrefix("10.10.1.2/32"), ReadOnly: true, Duration: 10 * time.Minute,
+			Service: fleet.ServiceSSH, AllowFrom: netip.MustParsePrefix("10.10.1.2/32"), ReadOnly: true, Duration: 10 * time.Minute,
 		}, created)
 		if err != nil {
 			t.Fatal(err)
@@ -209,6 +209,14 @@ func TestNamespacesAccess(t *testing.T) {
 		if u, err := l.routerUser(b.Username); err != nil || u == nil || u["group"] != "tpf-read" {
 			t.Fatalf("the read-only access's user: got %v, %v; want one in tpf-read", u, err)
 		}
+		c, err := l.sshClient("10.10.1.2", int(b.Port), b.Username, b.Password)
+		if err != nil {
+			t.Fatalf("ssh through the read-only access: %v", err)
+		}
+		defer c.Close()
+		ended := make(chan time.Time, 1)
+		go func() { c.Wait(); ended <- time.Now() }()
+
 		n.stop("controller")
 		waitUntil(t, "the expired access's user to go", 15*time.Second, 50*time.Millisecond, func() bool {
 			u, err := l.routerUser(b.Username)
@@ -216,6 +224,14 @@ func TestNamespacesAccess(t *testing.T) {
 		}, nil)
 		if early := time.Until(b.ExpiresAt); early > 0 {
 			t.Errorf("the user went %v before the access expired", early)
+		}
+		select {
+		case at := <-ended:
+			if at.Before(b.ExpiresAt) || at.After(b.ExpiresAt.Add(2*time.Second)) {
+				t.Errorf("the session ended at %v, want at the expiry %v (within 2 s)", at, b.ExpiresAt)
+			}
+		case <-time.After(2 * time.Second):
+			t.Error("the session outlived the access's expiry")
 		}
 	})
 	t.Run("no component logs a password", func(t *testing.T) {
