@@ -305,6 +305,14 @@ func (b *browserPage) fits(name string) {
 		// elements that stick out, to say what to fix.
 		res, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(() => {
 			const vw = window.innerWidth, sw = document.documentElement.scrollWidth;
+			// A table with buttons at its end must not hide them behind
+			// its own scroll bar either.
+			for (const wrap of document.querySelectorAll(".table-wrap")) {
+				if (wrap.querySelector("td.actions") && wrap.scrollWidth > wrap.clientWidth + 1) {
+					const t = wrap.querySelector("table");
+					return "the buttons of table" + (t && t.id ? "#" + t.id : "") + " stand outside its card: scrollWidth " + wrap.scrollWidth + " > " + wrap.clientWidth;
+				}
+			}
 			if (sw <= vw) return "";
 			const out = [];
 			for (const el of document.querySelectorAll("body *")) {
