@@ -35,11 +35,11 @@ func (s *Service) AuthenticateEdge(ctx context.Context, secret string) (fleet.Re
 // with secret: no forwards and no tunnel, so that the agent leaves nothing
 // of tpf behind on the router. It is nil for any other router.
 func (s *Service) FarewellSet(ctx context.Context, secret string, router uuid.UUID, now time.Time) (*syncproto.Desired, error) {
-	retired, err := s.st.RetiredRouter(ctx, secret, router)
-	if err != nil || !retired {
-		return nil, err
+	sets, err := s.AgentSets(ctx, map[uuid.UUID]string{router: secret}, now)
+	if a, ok := sets[router]; ok && a.Token == TokenRetired {
+		return a.Desired, nil
 	}
-	return s.DesiredSet(ctx, router, now)
+	return nil, err
 }
 
 // DesiredSet is the full set of forwards and accesses router must hold at
@@ -50,6 +50,64 @@ func (s *Service) DesiredSet(ctx context.Context, router uuid.UUID, now time.Tim
 	if err != nil {
 		return nil, err
 	}
+	return desired(set, now), nil
+}
+
+// TokenStanding is what the token an agent connected with is worth now.
+type TokenStanding int
+
+const (
+	// TokenStands: the token is still its router's; the agent gets its set.
+	TokenStands TokenStanding = iota
+	// TokenRetired: the router was deleted since; the agent gets its last,
+	// empty set (see FarewellSet) and is dropped.
+	TokenRetired
+	// TokenReplaced: the router has another token now (or is gone); the
+	// agent is dropped without a set.
+	TokenReplaced
+)
+
+// AgentSet is the set for one router's agent, with what its token is worth.
+type AgentSet struct {
+	Desired *syncproto.Desired
+	Token   TokenStanding
+}
+
+// AgentSets builds the sets of many routers' agents at now in one
+// statement, however many (the hub asks in chunks), each with what the
+// agent's token (secrets, by router) is worth: the token check costs no
+// query of its own. Every router asked for is in the answer.
+func (s *Service) AgentSets(ctx context.Context, secrets map[uuid.UUID]string, now time.Time) (map[uuid.UUID]AgentSet, error) {
+	ids := make([]uuid.UUID, 0, len(secrets))
+	for id := range secrets {
+		ids = append(ids, id)
+	}
+	sets, err := s.st.RouterSets(ctx, ids, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]AgentSet, len(secrets))
+	for _, set := range sets {
+		a := AgentSet{Token: TokenReplaced}
+		switch {
+		case !set.HeldBy(secrets[set.Router]):
+		case set.Deleted:
+			a = AgentSet{Desired: desired(set, now), Token: TokenRetired}
+		default:
+			a = AgentSet{Desired: desired(set, now), Token: TokenStands}
+		}
+		out[set.Router] = a
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			out[id] = AgentSet{Token: TokenReplaced}
+		}
+	}
+	return out, nil
+}
+
+// desired is set as its agent is sent it at now.
+func desired(set store.RouterSet, now time.Time) *syncproto.Desired {
 	d := &syncproto.Desired{
 		Revision: set.Revision, TunnelAddress: set.TunnelAddress, EdgeAddress: set.EdgeAddress,
 		Forwards: make([]syncproto.Forward, len(set.Forwards)), SentAt: now,
@@ -72,7 +130,7 @@ func (s *Service) DesiredSet(ctx context.Context, router uuid.UUID, now time.Tim
 			ReadOnly: a.ReadOnly, ExpiresAt: a.ExpiresAt,
 		})
 	}
-	return d, nil
+	return d
 }
 
 // Listeners is the full listener set of region at now, each with lim: a
@@ -114,9 +172,9 @@ func (s *Service) AgentDisconnected(ctx context.Context, router uuid.UUID, now t
 	return s.st.AgentDisconnected(ctx, router, now)
 }
 
-// AgentSeen records a sign of life of router's agent.
-func (s *Service) AgentSeen(ctx context.Context, router uuid.UUID, now time.Time) error {
-	return s.st.AgentSeen(ctx, router, now)
+// AgentsSeen records signs of life of many routers' agents at once.
+func (s *Service) AgentsSeen(ctx context.Context, routers []uuid.UUID, now time.Time) error {
+	return s.st.AgentsSeen(ctx, routers, now)
 }
 
 // AgentHello records an agent's introduction.

@@ -125,7 +125,8 @@ func (s *Service) DeleteRouter(ctx context.Context, p fleet.Principal, id uuid.U
 		}); err != nil {
 			return err
 		}
-		return tx.Publish(ctx, store.Change{RouterID: id, Region: region.ID})
+		// Disconnect: the agent gets its last set and is dropped.
+		return tx.Publish(ctx, store.Change{RouterID: id, Region: region.ID, Disconnect: true})
 	})
 	if err != nil {
 		return fmt.Errorf("delete router %s: %w", id, err)

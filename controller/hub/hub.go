@@ -4,6 +4,14 @@
 // connect, whenever the set changes (announced through PostgreSQL NOTIFY by
 // whichever replica made the change) and periodically. It records what the
 // peers report.
+//
+// Agents' sets are built in batches: agents waiting for a set queue up, and
+// a few set builders (Config.SetBuilders) each take up to Config.SetBatch
+// of them at a time and read all their sets in one statement, which also
+// tells whether each agent's token still stands. A resync of every agent
+// therefore costs a query per batch, not a few per agent. Edges (one per
+// region) fetch their own sets, and check their token again only when a
+// change says it was replaced.
 package hub
 
 import (
@@ -11,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -28,8 +37,10 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultResync    = time.Minute
-	DefaultHeartbeat = 20 * time.Second
+	DefaultResync      = time.Minute
+	DefaultHeartbeat   = 20 * time.Second
+	DefaultSetBatch    = 500
+	DefaultSetBuilders = 2
 )
 
 // Config configures a Hub. The zero value is ready to use.
@@ -51,6 +62,12 @@ type Config struct {
 	// Observer is told what the hub sees, for metrics; nil observes
 	// nothing.
 	Observer Observer
+	// SetBatch is how many agents' sets one query reads at most; zero
+	// means DefaultSetBatch.
+	SetBatch int
+	// SetBuilders is how many such queries run at once (each holds one
+	// database connection while it runs); zero means DefaultSetBuilders.
+	SetBuilders int
 }
 
 // Observer is told what the hub sees; package metrics implements it. Its
@@ -97,15 +114,27 @@ func (c Config) withDefaults() Config {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.SetBatch <= 0 {
+		c.SetBatch = DefaultSetBatch
+	}
+	if c.SetBuilders <= 0 {
+		c.SetBuilders = DefaultSetBuilders
+	}
 	return c
 }
 
-// Hub is the peer side of the controller. Start it once; Stop is safe to
-// call twice. ServeHTTP is the agents' websocket endpoint, Edges() the
+// Hub is the peer side of the controller. Start it once, before it serves
+// peers (agents get their sets from the builders Start runs); Stop is safe
+// to call twice. ServeHTTP is the agents' websocket endpoint, Edges() the
 // edges'.
 type Hub struct {
 	svc *forwards.Service
 	cfg Config
+	// waiting holds the agents whose set is to be built.
+	waiting *setQueue
+	// agentsSeen holds the routers whose agents answered a heartbeat since
+	// they were last recorded.
+	agentsSeen *seenRouters
 
 	mu     sync.Mutex
 	conns  map[string]*peerConn // by peer key: routerKey or edgeKey
@@ -115,7 +144,7 @@ type Hub struct {
 
 // New returns a Hub over the forwards service.
 func New(svc *forwards.Service, cfg Config) *Hub {
-	return &Hub{svc: svc, cfg: cfg.withDefaults(), conns: map[string]*peerConn{}}
+	return &Hub{svc: svc, cfg: cfg.withDefaults(), conns: map[string]*peerConn{}, waiting: newSetQueue(), agentsSeen: newSeenRouters()}
 }
 
 func routerKey(id uuid.UUID) string { return "router " + id.String() }
@@ -129,14 +158,10 @@ type peer interface {
 	connected(ctx context.Context, now time.Time) error
 	disconnected(ctx context.Context, now time.Time) error
 	seen(ctx context.Context, now time.Time) error
-	// set is the peer's full set now: *syncproto.Desired or *syncproto.Listeners.
-	set(ctx context.Context, now time.Time) (any, error)
-	// valid reports whether the peer's credential still stands; a peer
-	// whose token was replaced is dropped before it gets another set.
-	valid(ctx context.Context) (bool, error)
-	// farewell is the last set to send a peer whose credential no longer
-	// stands before dropping it (nil: none).
-	farewell(ctx context.Context, now time.Time) (any, error)
+	// next is what the writer sends the peer when kicked: its full set
+	// (*syncproto.Desired or *syncproto.Listeners; nil: nothing to send),
+	// and whether to drop the peer after it, its token no longer standing.
+	next(ctx context.Context, c *peerConn, now time.Time) (set any, drop bool, err error)
 	handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error
 }
 
@@ -153,6 +178,14 @@ type peerConn struct {
 	inbox *inbox
 	// noise limits the warnings about messages the peer gets wrong.
 	noise *logLimiter
+	// done is closed when the link's work ends.
+	done <-chan struct{}
+
+	mu sync.Mutex
+	// prepared is an agent's newest set from the builders, not yet sent.
+	prepared *forwards.AgentSet
+	// recheck: an edge checks its token before its next set.
+	recheck bool
 }
 
 func (c *peerConn) poke() {
@@ -160,6 +193,39 @@ func (c *peerConn) poke() {
 	case c.kick <- struct{}{}:
 	default:
 	}
+}
+
+// prepare hands an agent its newest set and wakes its writer.
+func (c *peerConn) prepare(a *forwards.AgentSet) {
+	c.mu.Lock()
+	c.prepared = a
+	c.mu.Unlock()
+	c.poke()
+}
+
+// takePrepared returns the set prepare left, if any, and forgets it.
+func (c *peerConn) takePrepared() *forwards.AgentSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.prepared
+	c.prepared = nil
+	return a
+}
+
+// checkToken has an edge check its token before its next set.
+func (c *peerConn) checkToken() {
+	c.mu.Lock()
+	c.recheck = true
+	c.mu.Unlock()
+}
+
+// takeRecheck reports whether the token is to be checked, and forgets it.
+func (c *peerConn) takeRecheck() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.recheck
+	c.recheck = false
+	return r
 }
 
 // Start runs the change listener and the periodic resync until ctx ends or
@@ -177,6 +243,10 @@ func (h *Hub) Start(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() { h.listen(ctx) })
 		wg.Go(func() { h.resync(ctx) })
+		for range h.cfg.SetBuilders {
+			wg.Go(func() { h.buildSets(ctx) })
+		}
+		wg.Go(func() { h.recordSeen(ctx) })
 		wg.Wait()
 	}()
 }
@@ -216,22 +286,49 @@ func (h *Hub) Count() int {
 	return len(h.conns)
 }
 
-// kick sends the peer under key, if connected here, its current set.
-func (h *Hub) kick(key string) {
+// kick sends the peer under key, if connected here, its current set; an
+// edge checks its token first when recheck is set.
+func (h *Hub) kick(key string, recheck bool) {
 	h.mu.Lock()
 	c := h.conns[key]
 	h.mu.Unlock()
 	if c != nil {
-		c.poke()
+		h.refresh(c, recheck)
 	}
 }
 
+// Resync sends every peer connected here its full set now, as the
+// periodic resync does.
+func (h *Hub) Resync() { h.kickAll() }
+
+// kickAll sends every peer its current set; edges check their tokens
+// first (agents' tokens are checked with every set).
 func (h *Hub) kickAll() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	agents := make([]*peerConn, 0, len(h.conns))
 	for _, c := range h.conns {
-		c.poke()
+		if _, ok := c.peer.(*agentPeer); ok {
+			agents = append(agents, c)
+		} else {
+			c.checkToken()
+			c.poke()
+		}
 	}
+	h.mu.Unlock()
+	h.waiting.add(agents...)
+}
+
+// refresh has c sent its current set: an agent waits for the set builders,
+// an edge's writer fetches its own.
+func (h *Hub) refresh(c *peerConn, recheck bool) {
+	if _, ok := c.peer.(*agentPeer); ok {
+		h.waiting.add(c)
+		return
+	}
+	if recheck {
+		c.checkToken()
+	}
+	c.poke()
 }
 
 // resync gives every agent its full set at each Resync interval.
@@ -270,14 +367,13 @@ func (h *Hub) listen(ctx context.Context) {
 
 func (h *Hub) listenOnce(ctx context.Context) error {
 	return h.svc.Listen(ctx, h.kickAll, func(c store.Change) {
-		// A replaced token (Disconnect) needs no special case: before
-		// sending a set, the writer checks the peer's token and drops a
-		// peer whose token no longer stands.
+		// An agent's token is checked with every set it is built; an
+		// edge's only when the change says it was replaced.
 		if c.RouterID != uuid.Nil {
-			h.kick(routerKey(c.RouterID))
+			h.kick(routerKey(c.RouterID), false)
 		}
 		if c.Region != "" {
-			h.kick(edgeKey(c.Region))
+			h.kick(edgeKey(c.Region), c.Disconnect && c.RouterID == uuid.Nil)
 		}
 	})
 }
@@ -315,6 +411,20 @@ func (h *Hub) Edges() http.Handler {
 			h.Serve(r.Context(), &edgePeer{h: h, region: region.ID, secret: secret}, peerlink.WebSocket(ws))
 		}
 	})
+}
+
+// ServeAgent serves the agent holding secret over conn, a link already
+// open (an in-process pipe, in tests and benchmarks), until either side goes
+// away, and closes conn. An unknown token is fleet.ErrUnauthenticated,
+// returned at once.
+func (h *Hub) ServeAgent(ctx context.Context, secret string, conn peerlink.Conn) error {
+	router, err := h.svc.AuthenticateAgent(ctx, secret)
+	if err != nil {
+		conn.Close("unauthenticated")
+		return err
+	}
+	h.Serve(ctx, &agentPeer{h: h, router: router.ID, secret: secret}, conn)
+	return nil
 }
 
 // ServeEdge serves region's edge over conn until either side goes away; the
@@ -374,7 +484,10 @@ func accept(w http.ResponseWriter, r *http.Request) *websocket.Conn {
 func (h *Hub) Serve(ctx context.Context, p peer, conn peerlink.Conn) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel, inbox: newInbox(), noise: newLogLimiter(h.now)}
+	// The first set checks the token again: it may have been replaced
+	// since it was authenticated, before the link was known here.
+	c := &peerConn{peer: p, conn: conn, kick: make(chan struct{}, 1), cancel: cancel, done: ctx.Done(),
+		inbox: newInbox(), noise: newLogLimiter(h.now), recheck: true}
 	key := p.key()
 	h.mu.Lock()
 	old := h.conns[key]
@@ -397,8 +510,9 @@ func (h *Hub) Serve(ctx context.Context, p peer, conn peerlink.Conn) {
 		defer cancel()
 		h.write(ctx, c, log)
 	})
-	wg.Go(func() { h.handle(ctx, c, log) })
-	err := h.read(ctx, c, log)
+	// The reader starts a handler on wg whenever messages wait and none
+	// runs; it has returned before wg.Wait.
+	err := h.read(ctx, c, func() { wg.Go(func() { h.handle(ctx, c, log) }) }, log)
 	cancel()
 	wg.Wait()
 
@@ -420,33 +534,36 @@ func (h *Hub) Serve(ctx context.Context, p peer, conn peerlink.Conn) {
 
 // write sends the peer's set whenever kicked, and pings every Heartbeat.
 func (h *Hub) write(ctx context.Context, c *peerConn, log *slog.Logger) {
-	c.poke() // the full set first
-	ping := time.NewTicker(h.cfg.Heartbeat)
+	h.refresh(c, true) // the full set first
+	// The first ping comes at a random point of the first Heartbeat, so
+	// that peers connected together (after a restart) are not all pinged,
+	// and recorded, at once ever after.
+	ping := time.NewTicker(time.Duration(1 + rand.Int64N(int64(h.cfg.Heartbeat))))
 	defer ping.Stop()
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
-			if ok, err := c.peer.valid(ctx); err == nil && !ok {
-				if last, err := c.peer.farewell(ctx, h.now().UTC().Truncate(time.Second)); err == nil && last != nil {
-					// A deleted router's agent clears the router first.
-					if err := h.send(ctx, c, last); err != nil {
-						log.Warn("send the last set", "err", err)
-					}
-				}
-				log.Info("dropping a peer whose token no longer stands")
-				return
-			}
-			set, err := c.peer.set(ctx, h.now().UTC().Truncate(time.Second))
-			if err == nil {
+			set, drop, err := c.peer.next(ctx, c, h.now().UTC().Truncate(time.Second))
+			if err == nil && set != nil {
 				err = h.send(ctx, c, set)
 			}
 			if err != nil {
 				log.Warn("send set", "err", err)
 				return
 			}
+			if drop {
+				// A deleted router's agent got its last set first.
+				log.Info("dropping a peer whose token no longer stands")
+				return
+			}
 		case <-ping.C:
+			if first {
+				ping.Reset(h.cfg.Heartbeat)
+				first = false
+			}
 			pctx, cancel := context.WithTimeout(ctx, h.cfg.Heartbeat)
 			err := c.conn.Ping(pctx)
 			cancel()
@@ -472,9 +589,10 @@ func (h *Hub) send(ctx context.Context, c *peerConn, body any) error {
 }
 
 // read takes the peer's messages until the link fails, handing them to the
-// handler through the peer's inbox: it never waits on the database, so a
-// slow database cannot make it miss the peer's heartbeat answers.
-func (h *Hub) read(ctx context.Context, c *peerConn, log *slog.Logger) error {
+// handler through the peer's inbox (startHandler starts one when none
+// runs): it never waits on the database, so a slow database cannot make it
+// miss the peer's heartbeat answers.
+func (h *Hub) read(ctx context.Context, c *peerConn, startHandler func(), log *slog.Logger) error {
 	for {
 		data, err := c.conn.Read(ctx)
 		if err != nil {
@@ -499,19 +617,21 @@ func (h *Hub) read(ctx context.Context, c *peerConn, log *slog.Logger) error {
 		if msg.Type == syncproto.TypeReport {
 			h.observeErrors(c.peer.kind(), msg.Report)
 		}
-		c.inbox.put(msg)
+		if c.inbox.put(msg) {
+			startHandler()
+		}
 	}
 }
 
-// handle records what the peer sent, one batch at a time, until ctx ends.
+// handle records what the peer sent, one batch at a time, until nothing
+// waits (or ctx ends).
 func (h *Hub) handle(ctx context.Context, c *peerConn, log *slog.Logger) {
-	for {
-		select {
-		case <-ctx.Done():
+	for ctx.Err() == nil {
+		msgs := c.inbox.take()
+		if len(msgs) == 0 {
 			return
-		case <-c.inbox.ready:
 		}
-		for _, msg := range c.inbox.take() {
+		for _, msg := range msgs {
 			if err := c.peer.handle(ctx, msg, h.now().UTC().Truncate(time.Second), log); err != nil {
 				logFailure(ctx, log, "record message", err, "type", msg.Type)
 			}

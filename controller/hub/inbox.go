@@ -11,25 +11,29 @@ import (
 // that records them. Hellos and reports carry full state, so only the newest
 // of each is kept; connection records all count and are kept in order, at
 // most maxPendingConnections of them (the oldest go first: the newest
-// record of a connection carries its totals).
+// record of a connection carries its totals). The handler runs only while
+// messages wait (see put and take), so an idle peer costs no goroutine for
+// it.
 type inbox struct {
-	ready chan struct{} // signalled when something waits
-
 	mu     sync.Mutex
 	hello  *syncproto.Envelope
 	report *syncproto.Envelope
 	conns  []syncproto.Connection
+	// handling: a handler runs, and takes what is put meanwhile.
+	handling bool
 }
 
 // maxPendingConnections bounds the connection records waiting for the
 // database.
 const maxPendingConnections = 100_000
 
-func newInbox() *inbox { return &inbox{ready: make(chan struct{}, 1)} }
+func newInbox() *inbox { return &inbox{} }
 
-// put adds msg; it never blocks.
-func (b *inbox) put(msg syncproto.Envelope) {
+// put adds msg; it never blocks. It reports whether the caller is to start
+// a handler (none runs).
+func (b *inbox) put(msg syncproto.Envelope) (start bool) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch msg.Type {
 	case syncproto.TypeHello:
 		b.hello = &msg
@@ -41,21 +45,24 @@ func (b *inbox) put(msg syncproto.Envelope) {
 			b.conns = append(b.conns[:0], b.conns[over:]...)
 		}
 	default:
-		b.mu.Unlock()
-		return
+		return false
 	}
-	b.mu.Unlock()
-	select {
-	case b.ready <- struct{}{}:
-	default:
-	}
+	start = !b.handling
+	b.handling = true
+	return start
 }
 
 // take empties the inbox and returns its messages in the order to record
 // them: the hello, the report, then the connection records as one message.
+// When nothing waits the handler is done: it returns nothing and the next
+// put starts another.
 func (b *inbox) take() []syncproto.Envelope {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.hello == nil && b.report == nil && len(b.conns) == 0 {
+		b.handling = false
+		return nil
+	}
 	var out []syncproto.Envelope
 	if b.hello != nil {
 		out = append(out, *b.hello)

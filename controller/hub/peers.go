@@ -20,22 +20,20 @@ type agentPeer struct {
 	secret string // the agent token it connected with
 }
 
-func (p *agentPeer) valid(ctx context.Context) (bool, error) {
-	r, err := p.h.svc.AuthenticateAgent(ctx, p.secret)
-	if errors.Is(err, fleet.ErrUnauthenticated) {
-		return false, nil
+// next is the set the builders prepared (see buildSets): a deleted
+// router's agent gets its last set, which removes every forward and the
+// tunnel, and is dropped; an agent whose token was replaced is dropped.
+func (p *agentPeer) next(_ context.Context, c *peerConn, _ time.Time) (any, bool, error) {
+	a := c.takePrepared()
+	switch {
+	case a == nil:
+		return nil, false, nil
+	case a.Token == forwards.TokenStands:
+		return a.Desired, false, nil
+	case a.Token == forwards.TokenRetired:
+		return a.Desired, true, nil
 	}
-	return err == nil && r.ID == p.router, err
-}
-
-// farewell is a deleted router's last set: the agent removes every forward
-// and the tunnel.
-func (p *agentPeer) farewell(ctx context.Context, now time.Time) (any, error) {
-	d, err := p.h.svc.FarewellSet(ctx, p.secret, p.router, now)
-	if d == nil {
-		return nil, err
-	}
-	return d, err
+	return nil, true, nil
 }
 
 func (p *agentPeer) key() string  { return routerKey(p.router) }
@@ -49,12 +47,11 @@ func (p *agentPeer) disconnected(ctx context.Context, now time.Time) error {
 	return p.h.svc.AgentDisconnected(ctx, p.router, now)
 }
 
-func (p *agentPeer) seen(ctx context.Context, now time.Time) error {
-	return p.h.svc.AgentSeen(ctx, p.router, now)
-}
-
-func (p *agentPeer) set(ctx context.Context, now time.Time) (any, error) {
-	return p.h.svc.DesiredSet(ctx, p.router, now)
+// seen notes the sign of life; the hub records those of all its agents
+// together (see recordSeen).
+func (p *agentPeer) seen(context.Context, time.Time) error {
+	p.h.agentsSeen.add(p.router)
+	return nil
 }
 
 func (p *agentPeer) handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error {
@@ -82,18 +79,22 @@ type edgePeer struct {
 	secret string // the edge token it connected with; "" for the embedded edge
 }
 
-func (p *edgePeer) valid(ctx context.Context) (bool, error) {
-	if p.secret == "" {
-		return true, nil
+// next is the region's listener set, after checking the edge's token when
+// it may have been replaced (see peerConn.recheck); an edge whose token no
+// longer stands is dropped.
+func (p *edgePeer) next(ctx context.Context, c *peerConn, now time.Time) (any, bool, error) {
+	if c.takeRecheck() && p.secret != "" {
+		r, err := p.h.svc.AuthenticateEdge(ctx, p.secret)
+		if errors.Is(err, fleet.ErrUnauthenticated) || err == nil && r.ID != p.region {
+			return nil, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
 	}
-	r, err := p.h.svc.AuthenticateEdge(ctx, p.secret)
-	if errors.Is(err, fleet.ErrUnauthenticated) {
-		return false, nil
-	}
-	return err == nil && r.ID == p.region, err
+	set, err := p.h.svc.Listeners(ctx, p.region, p.h.cfg.EdgeLimits, now)
+	return set, false, err
 }
-
-func (p *edgePeer) farewell(context.Context, time.Time) (any, error) { return nil, nil }
 
 func (p *edgePeer) key() string  { return edgeKey(p.region) }
 func (p *edgePeer) kind() string { return "edge" }
@@ -108,10 +109,6 @@ func (p *edgePeer) disconnected(ctx context.Context, now time.Time) error {
 
 func (p *edgePeer) seen(ctx context.Context, now time.Time) error {
 	return p.h.svc.EdgeSeen(ctx, p.region, now)
-}
-
-func (p *edgePeer) set(ctx context.Context, now time.Time) (any, error) {
-	return p.h.svc.Listeners(ctx, p.region, p.h.cfg.EdgeLimits, now)
 }
 
 func (p *edgePeer) handle(ctx context.Context, msg syncproto.Envelope, now time.Time, log *slog.Logger) error {

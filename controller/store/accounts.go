@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -80,16 +81,27 @@ func (s *Store) Account(ctx context.Context, name string) (fleet.Account, error)
 }
 
 // Authenticate returns the principal a token secret stands for, or
-// fleet.ErrUnauthenticated.
+// fleet.ErrUnauthenticated. While a change listener (Listen) stands on this
+// Store, a token found is remembered for Config.AuthCacheTTL without asking
+// the database again; a revoke, by this replica or another, ends that at
+// once (RevokeToken announces it), and within the TTL should the
+// announcement be lost.
 func (s *Store) Authenticate(ctx context.Context, secret string) (fleet.Principal, error) {
-	row, err := s.q.AuthenticateToken(ctx, hashSecret(secret))
+	key := sha256.Sum256([]byte(secret))
+	p, ok, epoch := s.auth.get(key)
+	if ok {
+		return p, nil
+	}
+	row, err := s.q.AuthenticateToken(ctx, key[:])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fleet.Principal{}, fleet.ErrUnauthenticated
 	}
 	if err != nil {
 		return fleet.Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	return fleet.Principal{AccountID: row.AccountID, AccountName: row.AccountName, TokenID: row.TokenID, TokenName: row.TokenName}, nil
+	p = fleet.Principal{AccountID: row.AccountID, AccountName: row.AccountName, TokenID: row.TokenID, TokenName: row.TokenName}
+	s.auth.put(key, p, epoch)
+	return p, nil
 }
 
 // AuditEvents lists the account's audit events newest first, starting below

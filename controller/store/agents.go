@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -27,26 +28,14 @@ func (s *Store) AuthenticateAgent(ctx context.Context, secret string) (fleet.Rou
 	return toRouter(row), nil
 }
 
-// RetiredRouter reports whether secret is the agent token of router, deleted
-// since: its agent is owed one last, empty set.
-func (s *Store) RetiredRouter(ctx context.Context, secret string, router uuid.UUID) (bool, error) {
-	row, err := s.q.RouterByAgentTokenAny(ctx, hashSecret(secret))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("authenticate agent: %w", err)
-	}
-	return row.ID == router && row.DeletedAt != nil, nil
-}
-
 // RouterSet is what a router must hold: its live forwards and accesses,
 // with the revision they make up and the addresses its rules use.
 type RouterSet struct {
+	Router        uuid.UUID
 	Revision      int64
 	TunnelAddress netip.Addr
 	EdgeAddress   netip.Addr
-	Forwards      []fleet.Forward
+	Forwards      []DesiredForward
 	// Accesses are the router's live accesses, each with its password
 	// while that is still stored.
 	Accesses []DesiredAccess
@@ -55,47 +44,74 @@ type RouterSet struct {
 	Deleted bool
 	// Tunnel is the region's tunnel (see fleet.RegionTunnel).
 	Tunnel fleet.RegionTunnel
+	// agentTokenHash is the hash of the router's agent token (see HeldBy).
+	agentTokenHash []byte
 }
 
-// RouterSet reads router's live forwards and accesses at now in one
-// snapshot, so that the revision matches them.
+// DesiredForward is a live forward as its router's agent must hold it.
+type DesiredForward struct {
+	ID         uuid.UUID
+	Port       uint16
+	DstAddress netip.Addr
+	DstPort    uint16
+	ExpiresAt  time.Time
+	Masquerade bool
+}
+
+// HeldBy reports whether secret is the router's agent token (that of a
+// deleted router too), read with the set: an agent whose token was replaced
+// since it connected is told apart without another query.
+func (s RouterSet) HeldBy(secret string) bool {
+	return subtle.ConstantTimeCompare(hashSecret(secret), s.agentTokenHash) == 1
+}
+
+// RouterSet reads router's set at now in one statement, so that the
+// revision matches the forwards; an unknown router is fleet.ErrNotFound.
 func (s *Store) RouterSet(ctx context.Context, router uuid.UUID, now time.Time) (RouterSet, error) {
-	var set RouterSet
-	err := s.snapshot(ctx, func(q *db.Queries) error {
-		target, err := q.AgentTarget(ctx, router)
-		if err != nil {
-			return notFound(err)
-		}
-		rows, err := q.ListLiveForwards(ctx, db.ListLiveForwardsParams{RouterID: router, Now: now})
-		if err != nil {
-			return err
-		}
-		set = RouterSet{Revision: target.Revision, TunnelAddress: target.TunnelAddress, EdgeAddress: target.EdgeTunnelAddress,
-			Forwards: make([]fleet.Forward, len(rows)), Deleted: target.DeletedAt != nil,
-			Tunnel: fleet.RegionTunnel{Managed: target.TunnelMode == tunnelManaged, Endpoint: target.TunnelEndpoint,
-				EdgePublicKey: target.EdgePublicKey}}
-		if set.Deleted {
-			set.Forwards = nil
-			return nil
-		}
-		for i, r := range rows {
-			set.Forwards[i] = withTunnel(toForward(r.Forward, r.EntryPoint, r.ConnectionsActive), r.TunnelManaged, r.TunnelHandshakeAt, r.TunnelError)
-		}
-		accesses, err := q.ListDesiredAccesses(ctx, db.ListDesiredAccessesParams{RouterID: router, Now: now})
-		if err != nil {
-			return err
-		}
-		set.Accesses = make([]DesiredAccess, len(accesses))
-		for i, a := range accesses {
-			set.Accesses[i] = DesiredAccess{ID: a.ID, Service: a.Kind, Username: a.AccessUsername, ReadOnly: a.AccessReadOnly,
-				ExpiresAt: a.ExpiresAt.UTC(), Password: a.AccessPassword}
-		}
-		return nil
-	})
+	sets, err := s.RouterSets(ctx, []uuid.UUID{router}, now)
 	if err != nil {
-		return RouterSet{}, fmt.Errorf("desired set of %s: %w", router, err)
+		return RouterSet{}, err
 	}
-	return set, nil
+	if len(sets) == 0 {
+		return RouterSet{}, fmt.Errorf("desired set of %s: %w", router, fleet.ErrNotFound)
+	}
+	return sets[0], nil
+}
+
+// RouterSets reads the sets of many routers at now in one statement (one
+// round trip and one snapshot, however many routers), in id order; unknown
+// routers are left out.
+func (s *Store) RouterSets(ctx context.Context, routers []uuid.UUID, now time.Time) ([]RouterSet, error) {
+	rows, err := s.q.RouterSets(ctx, db.RouterSetsParams{Ids: routers, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("desired sets of %d routers: %w", len(routers), err)
+	}
+	out := make([]RouterSet, 0, len(routers))
+	for _, r := range rows {
+		if len(out) == 0 || out[len(out)-1].Router != r.ID {
+			out = append(out, RouterSet{
+				Router: r.ID, Revision: r.Revision, TunnelAddress: r.TunnelAddress, EdgeAddress: r.EdgeTunnelAddress,
+				Forwards: []DesiredForward{}, Deleted: r.DeletedAt != nil, agentTokenHash: r.AgentTokenHash,
+				Tunnel: fleet.RegionTunnel{Managed: r.TunnelMode == tunnelManaged, Endpoint: r.TunnelEndpoint, EdgePublicKey: r.EdgePublicKey},
+			})
+		}
+		if r.ForwardID == nil || r.ExpiresAt == nil {
+			continue // a router without forwards
+		}
+		set := &out[len(out)-1]
+		if r.Kind == kindForward && r.DstAddress != nil {
+			set.Forwards = append(set.Forwards, DesiredForward{
+				ID: *r.ForwardID, Port: uint16(r.Port), DstAddress: *r.DstAddress, DstPort: uint16(r.DstPort),
+				ExpiresAt: r.ExpiresAt.UTC(), Masquerade: r.Masquerade,
+			})
+			continue
+		}
+		set.Accesses = append(set.Accesses, DesiredAccess{
+			ID: *r.ForwardID, Service: r.Kind, Username: r.AccessUsername, ReadOnly: r.AccessReadOnly,
+			ExpiresAt: r.ExpiresAt.UTC(), Password: r.AccessPassword,
+		})
+	}
+	return out, nil
 }
 
 // snapshot runs fn in a read-only transaction that sees one snapshot.
@@ -127,13 +143,23 @@ func (s *Store) AgentDisconnected(ctx context.Context, router uuid.UUID, now tim
 	return nil
 }
 
-// AgentSeen records a sign of life (a heartbeat answered).
-func (s *Store) AgentSeen(ctx context.Context, router uuid.UUID, now time.Time) error {
-	if err := s.retry(ctx, func() error { return s.q.AgentSeen(ctx, db.AgentSeenParams{Now: now, ID: router}) }); err != nil {
-		return fmt.Errorf("agent of %s seen: %w", router, err)
+// AgentsSeen records signs of life of many routers' agents at now, in
+// statements of up to seenBatch routers each, each a transaction of its own
+// holding nothing else; a router that has a later one keeps it.
+func (s *Store) AgentsSeen(ctx context.Context, routers []uuid.UUID, now time.Time) error {
+	for len(routers) > 0 {
+		batch := routers[:min(len(routers), seenBatch)]
+		routers = routers[len(batch):]
+		if err := s.retry(ctx, func() error { return s.q.AgentsSeen(ctx, db.AgentsSeenParams{Ids: batch, Now: now}) }); err != nil {
+			return fmt.Errorf("agents of %d routers seen: %w", len(batch), err)
+		}
 	}
 	return nil
 }
+
+// seenBatch bounds the routers AgentsSeen writes in one statement, and so
+// how many row locks one holds.
+const seenBatch = 1000
 
 // AgentInfo is what an agent says about itself and its router; empty
 // router fields leave what is known.

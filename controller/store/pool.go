@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -65,6 +66,10 @@ func ParsePoolConfig(url string, cfg PoolConfig) (*pgxpool.Config, error) {
 	if rp["application_name"] == "" {
 		rp["application_name"] = "tpf-controller"
 	}
+	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerUUID(c.TypeMap())
+		return nil
+	}
 	return pc, nil
 }
 
@@ -94,7 +99,9 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 // every one, until ctx ends or the connection fails. It holds a connection
 // of its own, outside the pool, so it never takes one from the requests.
 // listening is called once the subscription stands: changes announced
-// before then are not seen, so the caller resends what it holds.
+// before then are not seen, so the caller resends what it holds. While it
+// stands, Authenticate remembers tokens, and forgets revoked ones as their
+// changes arrive (before each sees them).
 func (s *Store) Listen(ctx context.Context, listening func(), each func(Change)) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
@@ -104,6 +111,8 @@ func (s *Store) Listen(ctx context.Context, listening func(), each func(Change))
 	if _, err := conn.Exec(ctx, "listen "+pgx.Identifier{ChangesChannel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	s.auth.listening(true)
+	defer s.auth.listening(false)
 	listening()
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -113,6 +122,9 @@ func (s *Store) Listen(ctx context.Context, listening func(), each func(Change))
 		var c Change
 		if err := json.Unmarshal([]byte(n.Payload), &c); err != nil {
 			continue // not ours: every replica of this version writes Change
+		}
+		if c.Token != uuid.Nil {
+			s.auth.forget(c.Token)
 		}
 		each(c)
 	}

@@ -6,7 +6,9 @@
 // transaction steps (Tx, through InTx) into the changes of routers' and
 // regions' sets, and every such change publishes a notification on
 // ChangesChannel in the same transaction (Tx.Publish). PostgreSQL is the
-// only source of truth; only this package imports package db.
+// only source of truth (Authenticate remembers tokens for a few seconds at
+// most, and forgets revoked ones as their announcements arrive); only this
+// package imports package db.
 //
 // Times are always passed in by the caller (one clock reading per request),
 // never taken from the database's now(), so tests can inject a clock.
@@ -28,7 +30,10 @@
 // an access's service port (and so its region's listener set), which locks
 // the region first; the status columns of an agent or edge
 // (last seen, versions, applied revision) are written in single-statement
-// transactions of their own, holding nothing else. Locks are "for no key
+// transactions of their own, holding nothing else (AgentsSeen, which
+// records many agents' heartbeats at once, locks their routers in id order
+// first). Revoking an API token locks only the token's row, then its web
+// sessions, outside this order. Locks are "for no key
 // update", which does not conflict with the "for key share" that inserting a
 // connection takes on its forward. A transaction that still fails with a
 // deadlock (40P01), a serialization failure (40001) or a lock timeout
@@ -65,23 +70,61 @@ const ChangesChannel = "tpf_changes"
 type Change struct {
 	RouterID uuid.UUID `json:"router_id"`
 	Region   string    `json:"region"`
-	// Disconnect says the router's agent token (or, with a zero RouterID,
-	// the region's edge token) was replaced: the replica holding the peer
+	// Disconnect says a peer's credential changed: the router's agent token
+	// was replaced or the router deleted (or, with a zero RouterID, the
+	// region's edge token was replaced). The replica holding the peer
 	// checks its token and drops it.
 	Disconnect bool `json:"disconnect,omitempty"`
+	// Token is an API token that was revoked: every replica forgets it at
+	// once (see Authenticate). A Change with only a Token changes no set.
+	Token uuid.UUID `json:"token,omitzero"`
 }
+
+// Config configures a Store. The zero value means the defaults.
+type Config struct {
+	// AuthCacheTTL is how long Authenticate remembers a token it found,
+	// in the worst case (see Authenticate); zero means
+	// DefaultAuthCacheTTL, a negative value remembers nothing.
+	AuthCacheTTL time.Duration
+	// AuthCacheSize bounds how many tokens are remembered; zero means
+	// DefaultAuthCacheSize.
+	AuthCacheSize int
+	// Now reads the clock for AuthCacheTTL; nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultAuthCacheTTL  = 5 * time.Second
+	DefaultAuthCacheSize = 10_000
+)
 
 // Store is the controller's state. Its zero value is not usable; call New.
 type Store struct {
 	pool    *pgxpool.Pool
 	q       *db.Queries
 	retries atomic.Int64
+	auth    *authCache
 }
 
-// New returns a Store over pool (see OpenPool). The caller keeps ownership
-// of the pool.
+// New returns a Store over pool (see OpenPool) with the default Config.
+// The caller keeps ownership of the pool.
 func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: db.New(pool)}
+	return NewWithConfig(pool, Config{})
+}
+
+// NewWithConfig returns a Store over pool with cfg.
+func NewWithConfig(pool *pgxpool.Pool, cfg Config) *Store {
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = DefaultAuthCacheTTL
+	}
+	if cfg.AuthCacheSize <= 0 {
+		cfg.AuthCacheSize = DefaultAuthCacheSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{pool: pool, q: db.New(pool), auth: newAuthCache(cfg.AuthCacheTTL, cfg.AuthCacheSize, cfg.Now)}
 }
 
 // Pool returns the underlying connection pool, for migrations and tests.

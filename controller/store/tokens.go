@@ -50,7 +50,8 @@ func (s *Store) Tokens(ctx context.Context, account uuid.UUID) ([]fleet.APIToken
 // sessions; from then on it authenticates nothing (a token may revoke
 // itself). Revoking a revoked token changes nothing and is not an error;
 // another account's or an unknown token is fleet.ErrNotFound. The revoke is
-// audit-logged as actor's. It returns the token as it is afterwards, and
+// audit-logged as actor's and announced to every replica, which stop
+// accepting the token at once (see Authenticate). It returns the token as it is afterwards, and
 // whether this call revoked it (false: it already was). It locks only the
 // token's row (for no key update, so forwards and sessions referencing the
 // token are not held up) and then its sessions, outside the lock order of
@@ -75,13 +76,17 @@ func (s *Store) RevokeToken(ctx context.Context, account uuid.UUID, actor string
 		if err != nil {
 			return fmt.Errorf("end web sessions: %w", err)
 		}
-		return audit(ctx, q, now, account, actor, fleet.ActionTokenRevoke, id, map[string]any{
+		if err := audit(ctx, q, now, account, actor, fleet.ActionTokenRevoke, id, map[string]any{
 			"name": tok.Name, "web_sessions_ended": ended,
-		})
+		}); err != nil {
+			return err
+		}
+		return publish(ctx, q, Change{Token: id})
 	})
 	if err != nil {
 		return fleet.APIToken{}, false, fmt.Errorf("revoke API token %s: %w", id, err)
 	}
+	s.auth.forget(id) // here at once; other replicas on the announcement
 	return tok, revoked, nil
 }
 

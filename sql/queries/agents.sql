@@ -6,18 +6,27 @@ update routers set agent_token_hash = @agent_token_hash
 where id = @id and account_id = @account_id and deleted_at is null
 returning *;
 
--- name: AgentTarget :one
--- What a router's desired set is addressed with, and its region's tunnel; a
--- deleted router's too (its agent gets one last, empty set).
-select ro.id, ro.revision, ro.tunnel_address, ro.deleted_at, rg.edge_tunnel_address,
-       rg.tunnel_mode, rg.tunnel_endpoint, rg.edge_public_key
+-- name: RouterSets :many
+-- The desired sets of many routers in one statement, so in one snapshot: a
+-- row per live forward or access of each router, with the router's
+-- revision, addresses, agent token hash and region's tunnel repeated, or a
+-- single row without a forward (forward_id null) for a router that holds
+-- none. A deleted router holds none: its agent gets one last, empty set.
+-- Only what the set carries is read (no connection counts, no entry point).
+select ro.id, ro.revision, ro.tunnel_address, ro.deleted_at, ro.agent_token_hash,
+       rg.edge_tunnel_address, rg.tunnel_mode, rg.tunnel_endpoint, rg.edge_public_key,
+       f.id as forward_id, coalesce(f.kind, '')::text as kind, coalesce(f.port, 0)::integer as port,
+       f.dst_address, coalesce(f.dst_port, 0)::integer as dst_port, f.expires_at,
+       coalesce(f.masquerade, false)::boolean as masquerade,
+       coalesce(f.access_username, '')::text as access_username,
+       coalesce(f.access_password, '')::text as access_password,
+       coalesce(f.access_read_only, false)::boolean as access_read_only
 from routers ro
 join regions rg on rg.id = ro.region_id
-where ro.id = @id;
-
--- name: RouterByAgentTokenAny :one
--- A router by agent token, deleted or not.
-select * from routers where agent_token_hash = @agent_token_hash;
+left join forwards f on f.router_id = ro.id and ro.deleted_at is null
+     and f.ended_at is null and f.expires_at > @now
+where ro.id = any(@ids::uuid[])
+order by ro.id, f.created_at, f.id;
 
 -- name: AgentTunnel :exec
 -- What the agent reported of its end of the tunnel (not its key: see
@@ -37,8 +46,18 @@ where id = @id;
 -- name: AgentDisconnected :exec
 update routers set agent_disconnected_at = @now::timestamptz where id = @id;
 
--- name: AgentSeen :exec
-update routers set agent_seen_at = @now::timestamptz where id = @id;
+-- name: AgentsSeen :exec
+-- Signs of life of many agents in one statement, their routers locked in id
+-- order (the lock order); nothing else is held.
+with seen as (
+    select s.id from routers s
+    where s.id = any(@ids::uuid[])
+    order by s.id
+    for no key update
+)
+update routers r set agent_seen_at = greatest(r.agent_seen_at, @now::timestamptz)
+from seen
+where r.id = seen.id;
 
 -- name: AgentHello :exec
 update routers

@@ -81,15 +81,6 @@ where f.router_id = @router_id and f.kind <> 'forward'
 order by f.created_at desc, f.id desc
 limit @max_rows;
 
--- name: ListDesiredAccesses :many
--- A router's live accesses as its agent must hold them, with the password
--- while it is still kept (empty once the agent confirmed the user).
-select f.id, f.kind, f.access_username, coalesce(f.access_password, '')::text as access_password,
-       f.access_read_only, f.expires_at
-from forwards f
-where f.router_id = @router_id and f.kind <> 'forward' and f.ended_at is null and f.expires_at > @now
-order by f.created_at, f.id;
-
 -- name: RevokeForward :one
 -- Revokes a live forward (is_access false) or access (true); an access's
 -- password goes with it.

@@ -114,57 +114,6 @@ func (q *Queries) AgentReport(ctx context.Context, arg AgentReportParams) error 
 	return err
 }
 
-const agentSeen = `-- name: AgentSeen :exec
-update routers set agent_seen_at = $1::timestamptz where id = $2
-`
-
-type AgentSeenParams struct {
-	Now time.Time
-	ID  uuid.UUID
-}
-
-func (q *Queries) AgentSeen(ctx context.Context, arg AgentSeenParams) error {
-	_, err := q.db.Exec(ctx, agentSeen, arg.Now, arg.ID)
-	return err
-}
-
-const agentTarget = `-- name: AgentTarget :one
-select ro.id, ro.revision, ro.tunnel_address, ro.deleted_at, rg.edge_tunnel_address,
-       rg.tunnel_mode, rg.tunnel_endpoint, rg.edge_public_key
-from routers ro
-join regions rg on rg.id = ro.region_id
-where ro.id = $1
-`
-
-type AgentTargetRow struct {
-	ID                uuid.UUID
-	Revision          int64
-	TunnelAddress     netip.Addr
-	DeletedAt         *time.Time
-	EdgeTunnelAddress netip.Addr
-	TunnelMode        string
-	TunnelEndpoint    string
-	EdgePublicKey     string
-}
-
-// What a router's desired set is addressed with, and its region's tunnel; a
-// deleted router's too (its agent gets one last, empty set).
-func (q *Queries) AgentTarget(ctx context.Context, id uuid.UUID) (AgentTargetRow, error) {
-	row := q.db.QueryRow(ctx, agentTarget, id)
-	var i AgentTargetRow
-	err := row.Scan(
-		&i.ID,
-		&i.Revision,
-		&i.TunnelAddress,
-		&i.DeletedAt,
-		&i.EdgeTunnelAddress,
-		&i.TunnelMode,
-		&i.TunnelEndpoint,
-		&i.EdgePublicKey,
-	)
-	return i, err
-}
-
 const agentTunnel = `-- name: AgentTunnel :exec
 update routers
 set tunnel_handshake_at = $1::timestamptz, tunnel_endpoint = $2,
@@ -195,6 +144,30 @@ func (q *Queries) AgentTunnel(ctx context.Context, arg AgentTunnelParams) error 
 		arg.Now,
 		arg.ID,
 	)
+	return err
+}
+
+const agentsSeen = `-- name: AgentsSeen :exec
+with seen as (
+    select s.id from routers s
+    where s.id = any($2::uuid[])
+    order by s.id
+    for no key update
+)
+update routers r set agent_seen_at = greatest(r.agent_seen_at, $1::timestamptz)
+from seen
+where r.id = seen.id
+`
+
+type AgentsSeenParams struct {
+	Now time.Time
+	Ids []uuid.UUID
+}
+
+// Signs of life of many agents in one statement, their routers locked in id
+// order (the lock order); nothing else is held.
+func (q *Queries) AgentsSeen(ctx context.Context, arg AgentsSeenParams) error {
+	_, err := q.db.Exec(ctx, agentsSeen, arg.Now, arg.Ids)
 	return err
 }
 
@@ -302,41 +275,92 @@ func (q *Queries) RouterByAgentToken(ctx context.Context, agentTokenHash []byte)
 	return i, err
 }
 
-const routerByAgentTokenAny = `-- name: RouterByAgentTokenAny :one
-select id, account_id, region_id, name, tunnel_address, agent_token_hash, created_at, deleted_at, revision, agent_connected_at, agent_disconnected_at, agent_seen_at, agent_version, routeros_version, board, identity, applied_revision, agent_error, clock_offset_ms, tunnel_public_key, tunnel_handshake_at, tunnel_endpoint, tunnel_rx_bytes, tunnel_tx_bytes, tunnel_error, tunnel_reported_at from routers where agent_token_hash = $1
+const routerSets = `-- name: RouterSets :many
+select ro.id, ro.revision, ro.tunnel_address, ro.deleted_at, ro.agent_token_hash,
+       rg.edge_tunnel_address, rg.tunnel_mode, rg.tunnel_endpoint, rg.edge_public_key,
+       f.id as forward_id, coalesce(f.kind, '')::text as kind, coalesce(f.port, 0)::integer as port,
+       f.dst_address, coalesce(f.dst_port, 0)::integer as dst_port, f.expires_at,
+       coalesce(f.masquerade, false)::boolean as masquerade,
+       coalesce(f.access_username, '')::text as access_username,
+       coalesce(f.access_password, '')::text as access_password,
+       coalesce(f.access_read_only, false)::boolean as access_read_only
+from routers ro
+join regions rg on rg.id = ro.region_id
+left join forwards f on f.router_id = ro.id and ro.deleted_at is null
+     and f.ended_at is null and f.expires_at > $1
+where ro.id = any($2::uuid[])
+order by ro.id, f.created_at, f.id
 `
 
-// A router by agent token, deleted or not.
-func (q *Queries) RouterByAgentTokenAny(ctx context.Context, agentTokenHash []byte) (Router, error) {
-	row := q.db.QueryRow(ctx, routerByAgentTokenAny, agentTokenHash)
-	var i Router
-	err := row.Scan(
-		&i.ID,
-		&i.AccountID,
-		&i.RegionID,
-		&i.Name,
-		&i.TunnelAddress,
-		&i.AgentTokenHash,
-		&i.CreatedAt,
-		&i.DeletedAt,
-		&i.Revision,
-		&i.AgentConnectedAt,
-		&i.AgentDisconnectedAt,
-		&i.AgentSeenAt,
-		&i.AgentVersion,
-		&i.RouterosVersion,
-		&i.Board,
-		&i.Identity,
-		&i.AppliedRevision,
-		&i.AgentError,
-		&i.ClockOffsetMs,
-		&i.TunnelPublicKey,
-		&i.TunnelHandshakeAt,
-		&i.TunnelEndpoint,
-		&i.TunnelRxBytes,
-		&i.TunnelTxBytes,
-		&i.TunnelError,
-		&i.TunnelReportedAt,
-	)
-	return i, err
+type RouterSetsParams struct {
+	Now time.Time
+	Ids []uuid.UUID
+}
+
+type RouterSetsRow struct {
+	ID                uuid.UUID
+	Revision          int64
+	TunnelAddress     netip.Addr
+	DeletedAt         *time.Time
+	AgentTokenHash    []byte
+	EdgeTunnelAddress netip.Addr
+	TunnelMode        string
+	TunnelEndpoint    string
+	EdgePublicKey     string
+	ForwardID         *uuid.UUID
+	Kind              string
+	Port              int32
+	DstAddress        *netip.Addr
+	DstPort           int32
+	ExpiresAt         *time.Time
+	Masquerade        bool
+	AccessUsername    string
+	AccessPassword    string
+	AccessReadOnly    bool
+}
+
+// The desired sets of many routers in one statement, so in one snapshot: a
+// row per live forward or access of each router, with the router's
+// revision, addresses, agent token hash and region's tunnel repeated, or a
+// single row without a forward (forward_id null) for a router that holds
+// none. A deleted router holds none: its agent gets one last, empty set.
+// Only what the set carries is read (no connection counts, no entry point).
+func (q *Queries) RouterSets(ctx context.Context, arg RouterSetsParams) ([]RouterSetsRow, error) {
+	rows, err := q.db.Query(ctx, routerSets, arg.Now, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RouterSetsRow{}
+	for rows.Next() {
+		var i RouterSetsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Revision,
+			&i.TunnelAddress,
+			&i.DeletedAt,
+			&i.AgentTokenHash,
+			&i.EdgeTunnelAddress,
+			&i.TunnelMode,
+			&i.TunnelEndpoint,
+			&i.EdgePublicKey,
+			&i.ForwardID,
+			&i.Kind,
+			&i.Port,
+			&i.DstAddress,
+			&i.DstPort,
+			&i.ExpiresAt,
+			&i.Masquerade,
+			&i.AccessUsername,
+			&i.AccessPassword,
+			&i.AccessReadOnly,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -654,57 +654,6 @@ func (q *Queries) ListAccesses(ctx context.Context, arg ListAccessesParams) ([]L
 	return items, nil
 }
 
-const listDesiredAccesses = `-- name: ListDesiredAccesses :many
-select f.id, f.kind, f.access_username, coalesce(f.access_password, '')::text as access_password,
-       f.access_read_only, f.expires_at
-from forwards f
-where f.router_id = $1 and f.kind <> 'forward' and f.ended_at is null and f.expires_at > $2
-order by f.created_at, f.id
-`
-
-type ListDesiredAccessesParams struct {
-	RouterID uuid.UUID
-	Now      time.Time
-}
-
-type ListDesiredAccessesRow struct {
-	ID             uuid.UUID
-	Kind           string
-	AccessUsername string
-	AccessPassword string
-	AccessReadOnly bool
-	ExpiresAt      time.Time
-}
-
-// A router's live accesses as its agent must hold them, with the password
-// while it is still kept (empty once the agent confirmed the user).
-func (q *Queries) ListDesiredAccesses(ctx context.Context, arg ListDesiredAccessesParams) ([]ListDesiredAccessesRow, error) {
-	rows, err := q.db.Query(ctx, listDesiredAccesses, arg.RouterID, arg.Now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ListDesiredAccessesRow{}
-	for rows.Next() {
-		var i ListDesiredAccessesRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Kind,
-			&i.AccessUsername,
-			&i.AccessPassword,
-			&i.AccessReadOnly,
-			&i.ExpiresAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const listForwards = `-- name: ListForwards :many
 select f.id, f.router_id, f.region_id, f.port, f.dst_address, f.dst_port, f.allow_cidr, f.masquerade, f.status, f.created_at, f.expires_at, f.created_by, f.revoked_at, f.revoked_by, f.ended_at, f.port_released_at, f.router_error, f.rule_confirmed_at, f.listener_confirmed_at, f.edge_error, f.kind, f.access_username, f.access_password, f.access_read_only, r.entry_point,
        (r.tunnel_mode = 'managed')::boolean as tunnel_managed, ro.tunnel_handshake_at, ro.tunnel_error,
