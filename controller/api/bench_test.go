@@ -66,6 +66,9 @@ func BenchmarkForwards(b *testing.B) {
 			}
 		}
 	})
+	// Each client keeps its connection, as clients with keep-alive do (the
+	// default keeps 2 idle per host: the rest would reconnect every time).
+	e.srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = benchClients
 	b.Run("api-create-c16", func(b *testing.B) {
 		var next atomic.Int64
 		parallel(b, func(pb *testing.PB) {
