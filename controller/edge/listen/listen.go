@@ -139,11 +139,14 @@ type Set struct {
 	h      Handler
 	log    *slog.Logger
 
-	epfd    int      // epoll set of all listening sockets and wakefd
-	wakefd  int      // eventfd: Shutdown writes it to wake the own loop
-	file    *os.File // own loop: epfd as a file, parked on Go's poller
-	done    chan struct{}
-	unwatch func() // Poller mode: stops the Poller watching epfd
+	// Own loop: the epoll set of all listening sockets and wakefd, parked
+	// on Go's poller as file. Poller mode: poller watches each listener
+	// (epfd, wakefd are -1).
+	epfd   int
+	wakefd int      // eventfd: Shutdown writes it to wake the own loop
+	file   *os.File // own loop: epfd as a file, parked on Go's poller
+	done   chan struct{}
+	poller Poller
 
 	// noFilterOnce says once that the kernel refuses socket filters.
 	noFilterOnce sync.Once
@@ -176,19 +179,23 @@ type listener struct {
 	paused  bool         // removed from epoll after an accept error
 	backoff time.Duration
 	timer   *time.Timer // resumes a paused listener
+	unwatch func()      // Poller mode: stops the Poller watching fd
 }
 
 // wakeTag marks wakefd's epoll events (ports are 1–65535).
 const wakeTag = -1
 
-// A Poller runs a Set's event loop instead of a goroutine of its own.
-// relay.Engine is one: with it, the handler runs on a relay event loop, and
-// a connection it passes to Engine.Connect is dialled and relayed on that
-// same loop — accept, dial and the first bytes without waking any other
-// goroutine.
+// A Poller runs a Set's listeners on its event loops instead of a goroutine
+// of the Set's own: each listening socket sits directly in a loop's epoll
+// set, with no epoll set of the Set's in between. relay.Engine is one: with
+// it, the handler runs on a relay event loop, and a connection it passes to
+// Engine.Connect is dialled and relayed on that same loop — accept, dial
+// and the first bytes without waking any other thread.
 type Poller interface {
-	// Watch calls ready whenever fd (an epoll fd) becomes readable,
-	// and again while ready reports more work; cancel stops it.
+	// Watch calls ready on an event loop whenever fd (a listening socket)
+	// is readable, level-triggered, and again while ready reports more
+	// work; cancel stops it. Calls may come after cancel and spuriously:
+	// the Set checks.
 	Watch(fd int, ready func() (more bool)) (cancel func(), err error)
 }
 
@@ -231,6 +238,22 @@ func New(cfg Config) (*Set, error) {
 	if bind.Is6() {
 		family = unix.AF_INET6
 	}
+	s := &Set{
+		bind:   bind,
+		family: family,
+		h:      h,
+		log:    log,
+		epfd:   -1,
+		wakefd: -1,
+		done:   make(chan struct{}),
+		accept: accept4,
+		ls:     make(map[uint16]*listener),
+	}
+	if cfg.Poller != nil {
+		s.poller = cfg.Poller
+		close(s.done)
+		return s, nil
+	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("listen: epoll_create1: %w", err)
@@ -253,29 +276,8 @@ func New(cfg Config) (*Set, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("listen: set epoll fd non-blocking: %w", err)
 	}
-	s := &Set{
-		bind:   bind,
-		family: family,
-		h:      h,
-		log:    log,
-		epfd:   epfd,
-		wakefd: wakefd,
-		done:   make(chan struct{}),
-		accept: accept4,
-		events: make([]unix.EpollEvent, 128),
-		ls:     make(map[uint16]*listener),
-	}
-	if cfg.Poller != nil {
-		close(s.done)
-		cancel, err := cfg.Poller.Watch(epfd, s.poll)
-		if err != nil {
-			unix.Close(wakefd)
-			unix.Close(epfd)
-			return nil, fmt.Errorf("listen: watch: %w", err)
-		}
-		s.unwatch = cancel
-		return s, nil
-	}
+	s.epfd, s.wakefd = epfd, wakefd
+	s.events = make([]unix.EpollEvent, 128)
 	s.file = os.NewFile(uintptr(epfd), "listen-epoll")
 	go s.run()
 	return s, nil
@@ -332,11 +334,29 @@ func (s *Set) Open(port uint16, allow netip.Prefix) error {
 	}
 	s.nextID++
 	l := &listener{port: port, fd: fd, id: s.nextID, allow: p}
-	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, l.event()); err != nil {
+	if err := s.watchLocked(l); err != nil {
 		unix.Close(fd)
-		return fmt.Errorf("listen: open %s: %w", s.addr(port), os.NewSyscallError("epoll_ctl", err))
+		return fmt.Errorf("listen: open %s: %w", s.addr(port), err)
 	}
 	s.ls[port] = l
+	return nil
+}
+
+// watchLocked puts l's socket into the epoll set, or has the Poller watch
+// it. s.mu must be held.
+func (s *Set) watchLocked(l *listener) error {
+	if s.poller == nil {
+		if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, l.fd, l.event()); err != nil {
+			return os.NewSyscallError("epoll_ctl", err)
+		}
+		return nil
+	}
+	port, id := l.port, l.id
+	cancel, err := s.poller.Watch(l.fd, func() bool { return s.acceptFrom(port, id) })
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	l.unwatch = cancel
 	return nil
 }
 
@@ -427,6 +447,10 @@ func (s *Set) closeLocked(l *listener) error {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	if l.unwatch != nil {
+		l.unwatch()
+		l.unwatch = nil
+	}
 	// Closing the fd removes it from the epoll set too.
 	if err := unix.Close(l.fd); err != nil {
 		return fmt.Errorf("listen: close %s: %w", s.addr(l.port), os.NewSyscallError("close", err))
@@ -469,9 +493,7 @@ func (s *Set) shutdown() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	if s.unwatch != nil {
-		s.unwatch()
-	} else {
+	if s.poller == nil {
 		s.wake()
 	}
 	<-s.done
@@ -486,12 +508,9 @@ func (s *Set) shutdown() error {
 	}
 	clear(s.ls)
 	s.mu.Unlock()
-	if s.file != nil {
-		errs = append(errs, s.file.Close())
-	} else {
-		errs = append(errs, unix.Close(s.epfd))
+	if s.poller == nil {
+		errs = append(errs, s.file.Close(), unix.Close(s.wakefd))
 	}
-	errs = append(errs, unix.Close(s.wakefd))
 	return errors.Join(errs...)
 }
 
@@ -572,9 +591,18 @@ func (s *Set) poll() (more bool) {
 // acceptFrom accepts up to acceptBatch connections from the listener tagged
 // (port, id) and hands the admitted ones to the handler, on this goroutine.
 // It reports whether it stopped at the batch limit (more may be waiting).
+//
+// Under a Poller (level-triggered) it accepts one connection per call, like
+// nginx, and reports more if it got one: the Poller calls again at once
+// when connections queue up, and on the next turn otherwise, so the accept
+// that would only say EAGAIN — one system call in twenty per connection —
+// is made only under load.
 func (s *Set) acceptFrom(port uint16, id uint32) (full bool) {
 	var batch [acceptBatch]Conn
-	n := 0
+	n, limit := 0, len(batch)
+	if s.poller != nil {
+		limit = 1
+	}
 	s.mu.Lock()
 	l := s.ls[port]
 	if l == nil || l.id != id || l.paused || s.closed {
@@ -582,7 +610,7 @@ func (s *Set) acceptFrom(port uint16, id uint32) (full bool) {
 		return false
 	}
 	full = true
-	for n < len(batch) {
+	for n < limit {
 		fd, from, err := s.accept(l.fd)
 		if err != nil {
 			if err == unix.EAGAIN {
@@ -607,6 +635,11 @@ func (s *Set) acceptFrom(port uint16, id uint32) (full bool) {
 	}
 	if n > 0 {
 		l.backoff = 0
+	}
+	if s.poller != nil {
+		// Level-triggered: the Poller calls again while the queue holds
+		// more; more tells it that another call may find one at once.
+		full = n == limit
 	}
 	s.mu.Unlock()
 
@@ -647,12 +680,18 @@ func transientAcceptError(err error) bool {
 	return false
 }
 
-// pauseLocked takes l out of the epoll set for its backoff after an accept
-// error (typically EMFILE/ENFILE): the connection stays queued, the loop
-// does not spin on it, and the other listeners are served meanwhile.
+// pauseLocked takes l out of the epoll set (or the Poller) for its backoff
+// after an accept error (typically EMFILE/ENFILE): the connection stays
+// queued, the loop does not spin on it, and the other listeners are served
+// meanwhile.
 func (s *Set) pauseLocked(l *listener, err error) {
 	l.backoff = min(max(2*l.backoff, MinBackoff), MaxBackoff)
-	if e := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, l.fd, &unix.EpollEvent{Fd: int32(l.port), Pad: int32(l.id)}); e != nil {
+	if s.poller != nil {
+		if l.unwatch != nil {
+			l.unwatch()
+			l.unwatch = nil
+		}
+	} else if e := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, l.fd, &unix.EpollEvent{Fd: int32(l.port), Pad: int32(l.id)}); e != nil {
 		s.log.Error("listen: pause listener", "port", l.port, "err", e)
 	}
 	l.paused = true
@@ -661,7 +700,7 @@ func (s *Set) pauseLocked(l *listener, err error) {
 	l.timer = time.AfterFunc(l.backoff, func() { s.resume(port, id) })
 }
 
-// resume puts a paused listener back into the epoll set.
+// resume puts a paused listener back into the epoll set (or the Poller).
 func (s *Set) resume(port uint16, id uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -671,6 +710,14 @@ func (s *Set) resume(port uint16, id uint32) {
 	}
 	l.paused = false
 	l.timer = nil
+	if s.poller != nil {
+		// Level-triggered: a connection waiting in the queue is reported
+		// at once.
+		if err := s.watchLocked(l); err != nil {
+			s.log.Error("listen: resume listener", "port", port, "err", err)
+		}
+		return
+	}
 	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, l.fd, l.event()); err != nil {
 		s.log.Error("listen: resume listener", "port", port, "err", err)
 	}

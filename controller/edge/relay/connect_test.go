@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -45,13 +47,19 @@ func echoServer(t testing.TB) netip.AddrPort {
 // of ended connections.
 func edge(t testing.TB, e *relay.Engine, target netip.AddrPort, lim relay.Limits) (netip.AddrPort, <-chan relay.Stats) {
 	t.Helper()
+	return edgeCtx(t, e, context.Background(), target, lim)
+}
+
+// edgeCtx is edge with the context every connection is relayed under.
+func edgeCtx(t testing.TB, e *relay.Engine, ctx context.Context, target netip.AddrPort, lim relay.Limits) (netip.AddrPort, <-chan relay.Stats) {
+	t.Helper()
 	stats := make(chan relay.Stats, 64)
 	lo := netip.MustParseAddr("127.0.0.1")
 	s, err := listen.New(listen.Config{
 		Bind:   lo,
 		Poller: e,
 		Handler: func(c *listen.Conn) {
-			e.Connect(context.Background(), c, target, lim, func(st relay.Stats) { stats <- st })
+			e.Connect(ctx, c, target, lim, func(st relay.Stats) { stats <- st })
 		},
 	})
 	if err != nil {
@@ -252,4 +260,55 @@ func TestWatchCancel(t *testing.T) {
 	if _, err := e.Watch(p[0], func() bool { return false }); !errors.Is(err, relay.ErrClosed) {
 		t.Errorf("Watch after Close: got %v, want ErrClosed", err)
 	}
+}
+
+// BenchmarkOpen10kOnEngine is listen's BenchmarkOpen10k with the engine as
+// the Set's Poller, the way the edge runs: each listening socket is watched
+// directly by a relay loop. It reports the time to open 10,000 listeners
+// and, on the first round, the Go heap they hold.
+func BenchmarkOpen10kOnEngine(b *testing.B) {
+	const n = 10000
+	e := newEngine(b, relay.Config{})
+	lo := netip.MustParseAddr("127.0.0.1")
+	only := netip.MustParsePrefix("127.0.0.1/32")
+	var openMS []float64
+	first := true
+	for b.Loop() {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		start := time.Now()
+		s, err := listen.New(listen.Config{Bind: lo, Poller: e, Handler: func(c *listen.Conn) { c.Close() }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opened := make([]uint16, 0, n)
+		for port := 10000; len(opened) < n && port < 65536; port++ {
+			if err := s.Open(uint16(port), only); err == nil {
+				opened = append(opened, uint16(port))
+			}
+		}
+		openMS = append(openMS, float64(time.Since(start).Microseconds())/1000)
+		if len(opened) < n {
+			b.Fatalf("opened %d listeners, want %d", len(opened), n)
+		}
+		for _, p := range []uint16{opened[0], opened[n/2], opened[n-1]} {
+			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(lo, p).String(), 2*time.Second)
+			if err != nil {
+				b.Fatalf("probe %d: %v", p, err)
+			}
+			c.Close()
+		}
+		if first {
+			runtime.ReadMemStats(&m1)
+			b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/n, "heap-B/listener")
+			b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+			first = false
+		}
+		if err := s.Shutdown(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	slices.Sort(openMS)
+	b.ReportMetric(openMS[len(openMS)/2], "open-ms/10k")
 }

@@ -1,21 +1,27 @@
 // Package relay moves bytes between an accepted client connection and the
-// dialled target connection, both ways, with zero-copy splice(2), proper
-// half-close, and per-connection limits: an idle timeout, a bandwidth cap
-// that keeps zero-copy, and cut-on-demand through a context.
+// dialled target connection, both ways, with proper half-close and
+// per-connection limits: an idle timeout, a bandwidth cap, and
+// cut-on-demand through a context. Streams go zero-copy, with splice(2);
+// small reads (a request, a keystroke, a banner) are copied through one
+// buffer per loop instead, which takes two system calls where splice takes
+// three.
 //
-// An Engine runs a few event-loop goroutines (one per CPU by default), each
-// with its own epoll set over the sockets it relays. A relayed connection
-// holds no goroutine and no pipe while it is idle: a splice pipe is borrowed
-// from the loop's pool only while bytes are in flight and returned as soon as
-// they are delivered. An idle relayed connection costs its two sockets (2
-// file descriptors) and under 1 KB of Go memory (BENCH.md).
+// An Engine runs a few event-loop goroutines (GOMAXPROCS − 1 by default),
+// each with its own epoll set over the sockets it relays, blocking in
+// epoll_wait itself rather than on Go's netpoller. A relayed connection
+// holds no goroutine and no pipe while it is idle: a splice pipe is
+// borrowed from the loop's pool only while bytes are in flight and
+// returned as soon as they are delivered. An idle relayed connection costs
+// its two sockets (2 file descriptors) and under 1 KB of Go memory
+// (BENCH.md).
 //
 // Engine.Connect takes a raw accepted socket (listen.Conn) and dials the
 // target without blocking, on the event loop, so that a connection's whole
 // life — accept, dial, relay, close — needs no goroutine of its own. With
-// Engine.Watch (the engine as a listen.Poller) the listeners' event loop is
-// a relay loop too: a connection is accepted, dialled and relayed on one
-// goroutine. Engine.Start relays two connected *net.TCPConn; Relay blocks.
+// Engine.Watch (the engine as a listen.Poller) each listening socket sits
+// in a relay loop's epoll set: a connection is accepted, dialled and
+// relayed on one thread. Engine.Start relays two connected *net.TCPConn;
+// Relay blocks.
 //
 // The package is Linux-only (epoll, splice). It imports only the standard
 // library and golang.org/x/sys/unix; it must not import the edge service or
@@ -82,12 +88,23 @@ type Config struct {
 	// Loops is the number of event-loop goroutines. A new relay goes to
 	// the loop with the fewest, except that Connect called from a Watch
 	// callback (a listen.Set's handler) prefers the callback's own loop
-	// while that holds at most 2 relays more. Zero: GOMAXPROCS.
+	// while that holds at most 2 relays more. Zero: GOMAXPROCS − 1, at
+	// least 1. A loop blocked in epoll_wait keeps its P (the Go scheduler's
+	// slot for a running goroutine) until the runtime takes it back, which
+	// it does at once, and over and over, when no P is left idle: one P
+	// spare for the rest of the program avoids that churn, which costs more
+	// than a second loop gains on two CPUs (BENCH.md).
 	Loops int
 	// PipeSize is the capacity of each splice pipe (F_SETPIPE_SZ), the most
-	// one splice moves. Zero: 256 KiB. If the kernel refuses the size (for
-	// example pipe-user-pages-soft for an unprivileged user) the pipe keeps
-	// the default 64 KiB.
+	// one splice moves. Zero: 256 KiB. A pipe holds pages only while bytes
+	// are in it, but the kernel counts its capacity against the user's
+	// pipe-user-pages-soft (64 MiB by default, for users without
+	// CAP_SYS_RESOURCE), beyond which new pipes get two pages and cannot
+	// grow; 1 MiB pipes were no faster here (BENCH.md) and would reach that
+	// limit four times sooner. If the kernel refuses the size the pipe keeps
+	// what it has (64 KiB, or two pages past the limit). Sizes under 8 KiB
+	// count as 8 KiB: small reads are copied through an 8 KiB buffer, and
+	// what the destination does not take at once waits in a pipe.
 	PipeSize int
 	// IdlePipes is how many empty pipes each loop keeps for reuse. Pipes in
 	// use are not limited: one per direction with bytes in flight. Zero: 8.
@@ -101,11 +118,12 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Loops <= 0 {
-		c.Loops = runtime.GOMAXPROCS(0)
+		c.Loops = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if c.PipeSize <= 0 {
 		c.PipeSize = 256 << 10
 	}
+	c.PipeSize = max(c.PipeSize, copyBuf)
 	if c.IdlePipes <= 0 {
 		c.IdlePipes = 8
 	}
@@ -160,8 +178,10 @@ func (s tcpSocket) Detach() (int, error) { return detach(s.c) }
 
 // Connect dials target for the accepted client socket and relays between
 // them, like Start. It does not block: the dial (non-blocking connect,
-// TCP_NODELAY, keep-alive; Config.DialTimeout) completes on the event loop.
-// If it fails, the client is reset and done gets ReasonDialFailed with the
+// TCP_NODELAY; Config.DialTimeout) completes on the event loop, and the
+// target socket gets its keep-alive (30 s idle, 3 probes 10 s apart) once
+// the relay has lasted a second — most connections are over before. If the
+// dial fails, the client is reset and done gets ReasonDialFailed with the
 // error (for example ECONNREFUSED or ETIMEDOUT). Connect takes ownership of
 // client's socket. See Start for done, ctx and the limits.
 func (e *Engine) Connect(ctx context.Context, client Socket, target netip.AddrPort, lim Limits, done func(Stats)) {

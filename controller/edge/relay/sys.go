@@ -10,10 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The event loop's system calls never block (non-blocking sockets and
-// pipes, SPLICE_F_NONBLOCK, epoll_pwait with a zero timeout), so they are
-// made raw: without entersyscall/exitsyscall, which would wake sysmon and
-// hand the P off — measurable per connection on a small VM.
+// The event loop's system calls but one never block (non-blocking sockets
+// and pipes, SPLICE_F_NONBLOCK, epoll_pwait with a zero timeout), so they
+// are made raw: without entersyscall/exitsyscall, which would wake sysmon
+// and hand the P off — measurable per connection on a small VM. The one
+// that blocks, epoll_wait with a timeout (epollWait), is an ordinary system
+// call, so that the runtime can run other goroutines on the loop's P.
 
 func errnoErr(e unix.Errno) error {
 	if e == 0 {
@@ -35,6 +37,44 @@ func splice(from, to, n int) (int, error) {
 		}
 		return int(r), nil
 	}
+}
+
+// read reads from a non-blocking descriptor; EINTR is retried.
+func read(fd int, b []byte) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+// write writes to a non-blocking descriptor; EINTR is retried.
+func write(fd int, b []byte) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+// epollWait waits for events, at most msec milliseconds (-1: no limit).
+// It may block, so it is a real system call: the Go scheduler can hand the
+// loop's P to other goroutines meanwhile.
+func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	if msec == 0 {
+		return epollPoll(epfd, events)
+	}
+	return unix.EpollWait(epfd, events, msec)
 }
 
 // epollPoll returns the ready events without waiting.
@@ -99,8 +139,9 @@ const (
 	keepCount    = 3
 )
 
-// dialStart creates a non-blocking TCP socket and starts connecting it to
-// target; the loop learns the outcome from EPOLLOUT and SO_ERROR.
+// dialStart creates a non-blocking TCP socket with TCP_NODELAY and starts
+// connecting it to target; the loop learns the outcome from EPOLLOUT (and
+// SO_ERROR after an error event). Keep-alive comes later (conn.keepAlive).
 func dialStart(target netip.AddrPort) (int, error) {
 	if !target.IsValid() || target.Port() == 0 {
 		return -1, fmt.Errorf("invalid target address %v", target)
@@ -128,19 +169,9 @@ func dialStart(target netip.AddrPort) (int, error) {
 		return -1, os.NewSyscallError("socket", e)
 	}
 	fd := int(r)
-	for _, o := range [...][3]int{
-		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
-		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
-	} {
-		v := int32(o[2])
-		if _, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(o[0]), uintptr(o[1]),
-			uintptr(unsafe.Pointer(&v)), 4, 0); e != 0 {
-			closeFD(fd)
-			return -1, os.NewSyscallError("setsockopt", e)
-		}
+	if err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		closeFD(fd)
+		return -1, err
 	}
 	_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), size)
 	if e != 0 && e != unix.EINPROGRESS && e != unix.EINTR {
@@ -148,6 +179,31 @@ func dialStart(target netip.AddrPort) (int, error) {
 		return -1, os.NewSyscallError("connect", e)
 	}
 	return fd, nil
+}
+
+// setKeepAlive turns on a socket's keep-alive with the options above.
+func setKeepAlive(fd int) error {
+	for _, o := range [...][3]int{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
+	} {
+		if err := setsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setsockoptInt(fd, level, opt, value int) error {
+	v := int32(value)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), 4, 0)
+	if e != 0 {
+		return os.NewSyscallError("setsockopt", e)
+	}
+	return nil
 }
 
 // soError returns and clears a socket's pending error (the outcome of a

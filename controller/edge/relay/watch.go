@@ -7,17 +7,20 @@ import (
 )
 
 // Watch calls ready on one of the engine's event loops whenever fd (for
-// example a listen.Set's epoll fd) becomes readable, and again on the next
-// turn for as long as ready reports more. Readiness is edge-triggered:
-// ready must consume what it finds or report more. Watch does not take
-// ownership of fd; cancel stops the watch (call it before closing fd). A
-// call of ready that has already begun may finish after cancel returns, and
-// a stale call may follow: ready must tolerate both.
+// example a listening socket of a listen.Set) is readable. Readiness is
+// level-triggered: while fd stays readable, ready is called again on each
+// turn of the loop, so it need not drain fd. When fd was readable in the
+// turn before too, ready is called several times in a row while it reports
+// more (a listener: it accepted one connection, there may be others).
+// Watch does not take ownership of fd; cancel stops the watch (call it
+// before closing fd). A call of ready that has already begun may finish
+// after cancel returns, and a stale call may follow: ready must tolerate
+// both.
 //
-// Relays that ready starts with Connect stay on the watching loop while it
-// is not much busier than the others, so an accepted connection is dialled
-// and relayed without waking another goroutine. Watch makes Engine a
-// listen.Poller.
+// Watches are spread over the loops round-robin. Relays that ready starts
+// with Connect stay on the watching loop while it is not much busier than
+// the others, so an accepted connection is dialled and relayed without
+// waking another thread. Watch makes Engine a listen.Poller.
 func (e *Engine) Watch(fd int, ready func() (more bool)) (cancel func(), err error) {
 	l := e.loops[int(e.next.Add(1))%len(e.loops)]
 	w := &watch{fd: fd, ready: ready}
@@ -26,19 +29,33 @@ func (e *Engine) Watch(fd int, ready func() (more bool)) (cancel func(), err err
 	if l.closed {
 		return nil, ErrClosed
 	}
-	tag := int32(-2 - len(l.watches))
-	if err := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: tag}); err != nil {
+	var i int32
+	if n := len(l.freeWatches); n > 0 {
+		i = l.freeWatches[n-1]
+	} else {
+		i = int32(len(l.watches))
+	}
+	tag := -2 - i
+	if err := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tag}); err != nil {
 		return nil, fmt.Errorf("relay: watch: epoll_ctl: %w", err)
 	}
-	l.watches = append(l.watches, w)
+	if int(i) == len(l.watches) {
+		l.watches = append(l.watches, w)
+	} else {
+		l.freeWatches = l.freeWatches[:len(l.freeWatches)-1]
+		l.watches[i] = w
+	}
 	return func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		w.gone.Store(true)
-		if i := -2 - int(tag); !l.closed && i < len(l.watches) && l.watches[i] == w {
-			l.watches[i] = nil
-			epollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		if w.gone.Swap(true) || l.closed {
+			return
 		}
+		// A stale event may still carry the tag: it finds nil, or a new
+		// watch that tolerates a spurious call.
+		l.watches[i] = nil
+		l.freeWatches = append(l.freeWatches, i)
+		epollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}, nil
 }
 
