@@ -137,18 +137,12 @@ func (v *views) visitorSource(r *http.Request) string {
 // router page again with the rules' messages next to the fields (422).
 // The type comes from the button pressed: "Open WinBox" or "Open SSH".
 func (v *views) handleAccessCreate(w http.ResponseWriter, r *http.Request, in signedIn) {
-	id, ok := pathID(r, "router_id")
+	// An unknown router is a 404 even when the form is also wrong.
+	rt, ok := v.pathRouter(w, r, in)
 	if !ok {
-		v.writeError(w, r, fleet.ErrNotFound)
 		return
 	}
 	ctx := r.Context()
-	// An unknown router is a 404 even when the form is also wrong.
-	rt, err := v.svc.Router(ctx, in.principal.AccountID, id)
-	if err != nil {
-		v.writeError(w, r, err)
-		return
-	}
 	form := newCreateForm()
 	value := func(name string) string { return form.value(r, name) }
 	input := fleet.NewAccessInput{
@@ -162,14 +156,14 @@ func (v *views) handleAccessCreate(w http.ResponseWriter, r *http.Request, in si
 	}
 	na, problems := fleet.ValidateNewAccess(input, v.cfg.Forwards)
 	if form.refuse(problems) {
-		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, routerForms{access: form})
+		v.renderRouter(w, r, in, rt.ID, http.StatusUnprocessableEntity, routerForms{access: form})
 		return
 	}
 	now := v.now()
 	a, err := v.svc.CreateAccess(ctx, in.principal, rt.ID, na, now)
 	if errors.Is(err, fleet.ErrPortsExhausted) {
 		form.General = "No free port is left at this router's entry point; try again when other forwards or logins have ended."
-		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, routerForms{access: form})
+		v.renderRouter(w, r, in, rt.ID, http.StatusServiceUnavailable, routerForms{access: form})
 		return
 	}
 	if err != nil {

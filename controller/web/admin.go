@@ -156,14 +156,8 @@ type confirmBody struct {
 
 // handleRotateConfirm asks before rotating a router's agent token.
 func (v *views) handleRotateConfirm(w http.ResponseWriter, r *http.Request, in signedIn) {
-	id, ok := pathID(r, "router_id")
+	rt, ok := v.pathRouter(w, r, in)
 	if !ok {
-		v.writeError(w, r, fleet.ErrNotFound)
-		return
-	}
-	rt, err := v.svc.Router(r.Context(), in.principal.AccountID, id)
-	if err != nil {
-		v.writeError(w, r, err)
 		return
 	}
 	path := "/routers/" + rt.ID.String()
@@ -182,17 +176,11 @@ func (v *views) handleRotateConfirm(w http.ResponseWriter, r *http.Request, in s
 // (forwards.Service.RotateAgentToken, as the API's POST …/agent-token and
 // …/install-script do) and answers the fresh install script, shown once.
 func (v *views) handleRotate(w http.ResponseWriter, r *http.Request, in signedIn) {
-	id, ok := pathID(r, "router_id")
+	rt, ok := v.pathRouter(w, r, in)
 	if !ok {
-		v.writeError(w, r, fleet.ErrNotFound)
 		return
 	}
 	ctx := r.Context()
-	rt, err := v.svc.Router(ctx, in.principal.AccountID, id)
-	if err != nil {
-		v.writeError(w, r, err)
-		return
-	}
 	region, err := v.store.Region(ctx, rt.Region)
 	if err != nil {
 		v.writeError(w, r, err)
@@ -204,7 +192,7 @@ func (v *views) handleRotate(w http.ResponseWriter, r *http.Request, in signedIn
 		v.renderError(w, r, http.StatusUnprocessableEntity, msg+" The agent token was left as it was.")
 		return
 	}
-	if params.AgentToken, err = v.svc.RotateAgentToken(ctx, in.principal, id, now); err != nil {
+	if params.AgentToken, err = v.svc.RotateAgentToken(ctx, in.principal, rt.ID, now); err != nil {
 		v.writeError(w, r, err)
 		return
 	}
@@ -220,24 +208,18 @@ func (v *views) handleRotate(w http.ResponseWriter, r *http.Request, in signedIn
 // handleRouterDeleteConfirm asks before deleting a router, naming how many
 // live forwards that ends.
 func (v *views) handleRouterDeleteConfirm(w http.ResponseWriter, r *http.Request, in signedIn) {
-	id, ok := pathID(r, "router_id")
+	rt, ok := v.pathRouter(w, r, in)
 	if !ok {
-		v.writeError(w, r, fleet.ErrNotFound)
 		return
 	}
 	ctx := r.Context()
-	rt, err := v.svc.Router(ctx, in.principal.AccountID, id)
-	if err != nil {
-		v.writeError(w, r, err)
-		return
-	}
 	now := v.now()
-	live, err := v.svc.LiveForwards(ctx, in.principal.AccountID, id, now)
+	live, err := v.svc.LiveForwards(ctx, in.principal.AccountID, rt.ID, now)
 	if err != nil {
 		v.writeError(w, r, err)
 		return
 	}
-	accesses, err := v.svc.Accesses(ctx, in.principal.AccountID, id, true, maxLiveAccesses, now)
+	accesses, err := v.svc.Accesses(ctx, in.principal.AccountID, rt.ID, true, maxLiveAccesses, now)
 	if err != nil {
 		v.writeError(w, r, err)
 		return

@@ -195,6 +195,22 @@ func (v *views) handleRouter(w http.ResponseWriter, r *http.Request, in signedIn
 	v.renderRouter(w, r, in, id, http.StatusOK, routerForms{})
 }
 
+// pathRouter is the principal's router that the path's router_id names;
+// otherwise it answers 404 (also for an id that is not a UUID) and false.
+func (v *views) pathRouter(w http.ResponseWriter, r *http.Request, in signedIn) (fleet.Router, bool) {
+	id, ok := pathID(r, "router_id")
+	if !ok {
+		v.writeError(w, r, fleet.ErrNotFound)
+		return fleet.Router{}, false
+	}
+	rt, err := v.svc.Router(r.Context(), in.principal.AccountID, id)
+	if err != nil {
+		v.writeError(w, r, err)
+		return fleet.Router{}, false
+	}
+	return rt, true
+}
+
 // renderRouter reads what the router page shows and renders it with forms.
 func (v *views) renderRouter(w http.ResponseWriter, r *http.Request, in signedIn, id uuid.UUID, code int, forms routerForms) {
 	form, accessForm := forms.forward, forms.access
@@ -332,15 +348,9 @@ func toForwardRow(f store.ForwardView, conns []fleet.Connection, now time.Time) 
 // the router page. The fields are named as the API's creation object names
 // them, so the messages fit.
 func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in signedIn) {
-	id, ok := pathID(r, "router_id")
-	if !ok {
-		v.writeError(w, r, fleet.ErrNotFound)
-		return
-	}
 	// An unknown router is a 404 even when the form is also wrong.
-	rt, err := v.svc.Router(r.Context(), in.principal.AccountID, id)
-	if err != nil {
-		v.writeError(w, r, err)
+	rt, ok := v.pathRouter(w, r, in)
+	if !ok {
 		return
 	}
 	form := newCreateForm()
@@ -357,20 +367,20 @@ func (v *views) handleForwardCreate(w http.ResponseWriter, r *http.Request, in s
 	}
 	nf, problems := fleet.ValidateNewForward(input, v.cfg.Forwards)
 	if form.refuse(problems) {
-		v.renderRouter(w, r, in, id, http.StatusUnprocessableEntity, routerForms{forward: form})
+		v.renderRouter(w, r, in, rt.ID, http.StatusUnprocessableEntity, routerForms{forward: form})
 		return
 	}
 	f, err := v.svc.CreateForward(r.Context(), in.principal, rt.ID, nf, v.now())
 	if errors.Is(err, fleet.ErrPortsExhausted) {
 		form.General = "No free port is left at this router's entry point; try again when other forwards have ended."
-		v.renderRouter(w, r, in, id, http.StatusServiceUnavailable, routerForms{forward: form})
+		v.renderRouter(w, r, in, rt.ID, http.StatusServiceUnavailable, routerForms{forward: form})
 		return
 	}
 	if err != nil {
 		v.writeError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/routers/"+id.String()+"?created="+url.QueryEscape(f.ID.String())+"#f-"+f.ID.String(), http.StatusSeeOther)
+	http.Redirect(w, r, "/routers/"+rt.ID.String()+"?created="+url.QueryEscape(f.ID.String())+"#f-"+f.ID.String(), http.StatusSeeOther)
 }
 
 // handleForwardRevoke ends a forward early, like the API's DELETE; revoking
