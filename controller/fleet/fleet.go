@@ -79,7 +79,10 @@ type Region struct {
 	Ports             PortRange
 	EdgeTunnelAddress netip.Addr
 	CreatedAt         time.Time
-	// Revision is the revision of the region's listener set.
+	// Revision is the revision of the region's listener set: it grows with
+	// every change to the region's own part (edge, tunnel) and to any of its
+	// routers' desired sets. Reads of a region's state fill it; a region read
+	// on the way to something else (a router's lock, an edge's token) has 0.
 	Revision int64
 	// EdgeManaged: a tpf edge serves the region, so forwards are active
 	// only once it listens for them.

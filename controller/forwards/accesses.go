@@ -3,7 +3,6 @@ package forwards
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,7 +31,7 @@ import (
 // The audit event names the user, never the password.
 func (s *Service) CreateAccess(ctx context.Context, p fleet.Principal, router uuid.UUID, na fleet.NewAccess, now time.Time) (fleet.Access, error) {
 	login := store.AccessLogin{Username: fleet.NewAccessUsername(), Password: fleet.NewAccessPassword()}
-	if a, ok, err := s.st.CreateAccessAtOnce(ctx, p, router, na, login, rand.IntN(1<<30), now); err != nil {
+	if a, ok, err := s.st.CreateAccessAtOnce(ctx, p, router, na, login, portOffsets(), now); err != nil {
 		return fleet.Access{}, err
 	} else if ok {
 		a.Password = login.Password

@@ -16,8 +16,7 @@ import (
 // ExpireDue ends up to limit forwards and accesses whose expiry is at or
 // before now, and returns how many it ended (audited as forward.expire and
 // access.expire). It locks the routers of the due forwards that
-// no other transaction holds, then their regions, then the forwards (the
-// lock order); forwards of routers held elsewhere — by a request, or by
+// no other transaction holds, then the forwards (the lock order); forwards of routers held elsewhere — by a request, or by
 // another replica's expiry clock — are left for the next round.
 func (s *Service) ExpireDue(ctx context.Context, now time.Time, limit int) (int, error) {
 	var n int
@@ -37,16 +36,10 @@ func (s *Service) ExpireDue(ctx context.Context, now time.Time, limit int) (int,
 			return err
 		}
 		var ids []uuid.UUID
-		var regions []string
 		for _, d := range due {
 			if _, ok := slices.BinarySearchFunc(locked, d.Router, compareUUID); ok {
 				ids = append(ids, d.ID)
-				regions = append(regions, d.Region)
 			}
-		}
-		slices.Sort(regions)
-		if err := tx.LockRegions(ctx, slices.Compact(regions)); err != nil {
-			return err
 		}
 		expired, err := tx.ExpireForwards(ctx, ids, now)
 		if err != nil {

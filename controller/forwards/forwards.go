@@ -17,6 +17,17 @@ import (
 // creates rarely collide.
 const portTries = 8
 
+// portOffsets is the random candidate ports (as offsets into a region's
+// range) that the one-statement create tries in turn: with a quarter of a
+// region's ports held, all four are held once in 256 creates.
+func portOffsets() []int32 {
+	o := make([]int32, 4)
+	for i := range o {
+		o[i] = rand.Int32N(1 << 30)
+	}
+	return o
+}
+
 // CreateForward creates a forward on one of the principal's routers, taking
 // a free port of the router's region. The router is checked and locked in
 // the same transaction, so a router deleted a moment earlier gets no
@@ -27,7 +38,7 @@ func (s *Service) CreateForward(ctx context.Context, p fleet.Principal, router u
 	// Nearly always one random pick takes a free port: one statement, one
 	// round trip. A taken port (or a router that is not the principal's)
 	// takes the longer way below, which tells those apart.
-	if f, ok, err := s.st.CreateForwardAtOnce(ctx, p, router, nf, rand.IntN(1<<30), now); ok || err != nil {
+	if f, ok, err := s.st.CreateForwardAtOnce(ctx, p, router, nf, portOffsets(), now); ok || err != nil {
 		return f, err
 	}
 	var f fleet.Forward

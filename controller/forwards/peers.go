@@ -244,17 +244,14 @@ func (s *Service) ApplyReport(ctx context.Context, router uuid.UUID, r syncproto
 	var out reportOutcome
 	err = s.st.InTx(ctx, func(tx *store.Tx) error {
 		// A new key of the router's end of the tunnel changes its region's
-		// listener set (the edge's peers): router, then region, then
-		// forwards, as the lock order has it.
+		// listener set (the edge's peers); the router's row, locked by the
+		// key's write, carries the change (the lock order's first step).
 		if r.Tunnel != nil && r.Tunnel.PublicKey != "" {
 			region, err := tx.ReplaceRouterTunnelKey(ctx, router, r.Tunnel.PublicKey)
 			if err != nil {
 				return err
 			}
 			if region != "" {
-				if err := tx.LockRegions(ctx, []string{region}); err != nil {
-					return err
-				}
 				if err := tx.Publish(ctx, store.Change{RouterID: router, Region: region}); err != nil {
 					return err
 				}

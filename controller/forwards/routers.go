@@ -144,9 +144,6 @@ func (s *Service) RotateAgentToken(ctx context.Context, p fleet.Principal, route
 		if err != nil {
 			return err
 		}
-		if err := tx.LockRegions(ctx, []string{r.Region}); err != nil {
-			return err
-		}
 		if err := tx.Audit(ctx, now, p.Actor(), fleet.ActionAgentTokenRotate, store.AuditEvent{
 			Account: p.AccountID, Subject: router, Detail: map[string]any{},
 		}); err != nil {

@@ -14,10 +14,12 @@ func toAccount(a db.Account) fleet.Account {
 	return fleet.Account{ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt.UTC()}
 }
 
+// toRegion leaves Revision zero: the reads that need it compute it
+// (region_revision).
 func toRegion(r db.Region) fleet.Region {
 	return fleet.Region{
 		ID: r.ID, EntryPoint: r.EntryPoint, Ports: fleet.PortRange{Min: uint16(r.PortMin), Max: uint16(r.PortMax)},
-		EdgeTunnelAddress: r.EdgeTunnelAddress, CreatedAt: r.CreatedAt.UTC(), Revision: r.Revision,
+		EdgeTunnelAddress: r.EdgeTunnelAddress, CreatedAt: r.CreatedAt.UTC(),
 		EdgeManaged: r.EdgeManaged,
 		Edge: fleet.EdgeState{
 			ConnectedAt: utcPtr(r.EdgeConnectedAt), DisconnectedAt: utcPtr(r.EdgeDisconnectedAt), SeenAt: utcPtr(r.EdgeSeenAt),

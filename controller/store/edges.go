@@ -96,7 +96,7 @@ func (s *Store) RegionSet(ctx context.Context, region string, now time.Time) (Re
 		if err != nil {
 			return err
 		}
-		region := toRegion(r)
+		region := toRegion(r.Region)
 		set = RegionSet{Revision: r.Revision, Listeners: make([]Listener, len(rows)), Tunnel: region.Tunnel, EdgeAddress: region.EdgeTunnelAddress}
 		for i, row := range rows {
 			set.Listeners[i] = Listener{ID: row.ID, Port: uint16(row.Port), Allow: row.AllowCidr,

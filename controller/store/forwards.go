@@ -57,14 +57,15 @@ func (s *Store) ForwardHistory(ctx context.Context, account, router uuid.UUID, o
 }
 
 // CreateForwardAtOnce is the common create in one statement: it locks the
-// account's router and its region, takes the port at offset (modulo the
-// size) of the region's range, records the audit event as actor's and
-// publishes the change. ok is false when it made nothing — the router is not
-// the account's, or the port is taken — and the caller takes the longer way
-// (package forwards), which tells the two apart.
-func (s *Store) CreateForwardAtOnce(ctx context.Context, p fleet.Principal, router uuid.UUID, nf fleet.NewForward, offset int, now time.Time) (f fleet.Forward, ok bool, err error) {
+// account's router (not its region, see the lock order), takes the first
+// free of the candidate ports (each offset modulo the size of the region's
+// range), records the audit event as actor's and publishes the change. ok is
+// false when it made nothing — the router is not the account's, or every
+// candidate is taken — and the caller takes the longer way (package
+// forwards), which tells the two apart.
+func (s *Store) CreateForwardAtOnce(ctx context.Context, p fleet.Principal, router uuid.UUID, nf fleet.NewForward, offsets []int32, now time.Time) (f fleet.Forward, ok bool, err error) {
 	row, ok, err := s.createAtOnce(ctx, db.CreateForwardAtOnceParams{
-		PortOffset: int32(offset), RouterID: router, AccountID: p.AccountID,
+		PortOffsets: offsets, RouterID: router, AccountID: p.AccountID,
 		DstAddress: &nf.DstAddress, DstPort: int32(nf.DstPort), AllowCidr: nf.AllowFrom, Masquerade: nf.Masquerade,
 		CreatedAt: now, ExpiresAt: now.Add(nf.Duration), CreatedBy: &p.TokenID, Actor: p.Actor(), Action: fleet.ActionForwardCreate,
 		Kind: kindForward,
@@ -79,9 +80,9 @@ func (s *Store) CreateForwardAtOnce(ctx context.Context, p fleet.Principal, rout
 // service na.Service with login: the forward goes to the router's own
 // tunnel address on the service's default port. The audit event does not
 // hold the password.
-func (s *Store) CreateAccessAtOnce(ctx context.Context, p fleet.Principal, router uuid.UUID, na fleet.NewAccess, login AccessLogin, offset int, now time.Time) (a fleet.Access, ok bool, err error) {
+func (s *Store) CreateAccessAtOnce(ctx context.Context, p fleet.Principal, router uuid.UUID, na fleet.NewAccess, login AccessLogin, offsets []int32, now time.Time) (a fleet.Access, ok bool, err error) {
 	row, ok, err := s.createAtOnce(ctx, db.CreateForwardAtOnceParams{
-		PortOffset: int32(offset), RouterID: router, AccountID: p.AccountID,
+		PortOffsets: offsets, RouterID: router, AccountID: p.AccountID,
 		DstPort: int32(fleet.DefaultServicePort(na.Service)), AllowCidr: na.AllowFrom,
 		CreatedAt: now, ExpiresAt: now.Add(na.Duration), CreatedBy: &p.TokenID, Actor: p.Actor(), Action: fleet.ActionAccessCreate,
 		Kind: na.Service, AccessUsername: login.Username, AccessPassword: &login.Password, AccessReadOnly: na.ReadOnly,

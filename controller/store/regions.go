@@ -51,7 +51,8 @@ func (s *Store) Regions(ctx context.Context) ([]fleet.Region, error) {
 	}
 	out := make([]fleet.Region, len(rows))
 	for i, r := range rows {
-		out[i] = toRegion(r)
+		out[i] = toRegion(r.Region)
+		out[i].Revision = r.Revision
 	}
 	return out, nil
 }
@@ -62,5 +63,7 @@ func (s *Store) Region(ctx context.Context, id string) (fleet.Region, error) {
 	if err != nil {
 		return fleet.Region{}, fmt.Errorf("region %q: %w", id, notFound(err))
 	}
-	return toRegion(row), nil
+	r := toRegion(row.Region)
+	r.Revision = row.Revision
+	return r, nil
 }

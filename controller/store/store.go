@@ -21,9 +21,16 @@
 //
 //	routers (by id) → regions (by id) → forwards (by id) → connections
 //
-// A write to a router's desired set first locks the router and its region
-// (Tx.LockRouter, or the expiry clock's routers then regions), then the forwards
-// it changes; revision bumps touch only rows already locked. Several rows of
+// A write to a router's desired set first locks the router (Tx.LockRouter,
+// or the expiry clock's routers), then the forwards it changes, and bumps
+// the router's revision. It does not lock the region: a region's listener
+// set revision is its own counter plus its routers' revisions
+// (region_revision, migration 0008), so writes to different routers of one
+// region never queue on the region's row. A region's row is locked (after
+// its routers, when any) only by a change of the region alone — its edge's
+// key, an access's service port, a tunnel address to allocate — whose
+// transaction bumps the region's own counter. Revision bumps touch only rows
+// already locked. Several rows of
 // one table are locked in one statement ordered by id (select … order by id
 // for no key update). Reports lock only forwards, in id order, and write
 // their changes in one statement — but for an agent's report that changes
@@ -278,16 +285,21 @@ func auditAll(ctx context.Context, q *db.Queries, at time.Time, actor, action st
 	return nil
 }
 
-// publish bumps the revisions of the changed routers' desired sets and
-// regions' listener sets and announces each change on commit. The caller
-// holds the locks of those routers and regions (see the lock order).
+// publish bumps the revisions of the changed routers' desired sets (and so
+// their regions' listener sets), or a region's own revision for a change of
+// the region alone, and announces each change on commit. The caller holds
+// the locks of those routers, and of a region changed alone (see the lock
+// order).
 func publish(ctx context.Context, q *db.Queries, changes ...Change) error {
 	p := db.PublishParams{Channel: ChangesChannel, RouterIds: []uuid.UUID{}, RegionIds: []string{}, Payloads: make([]string, len(changes))}
 	for i, c := range changes {
-		if c.RouterID != uuid.Nil {
+		// A router's bump moves its region's revision too (region_revision),
+		// so the region's own counter moves only for a change of the region
+		// alone.
+		switch {
+		case c.RouterID != uuid.Nil:
 			p.RouterIds = append(p.RouterIds, c.RouterID)
-		}
-		if c.Region != "" {
+		case c.Region != "":
 			p.RegionIds = append(p.RegionIds, c.Region)
 		}
 		b, err := json.Marshal(c)

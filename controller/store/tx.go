@@ -30,8 +30,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.inTx(ctx, func(q *db.Queries) error { return fn(&Tx{q: q}) })
 }
 
-// LockRouter locks one of the account's routers and then its region (the
-// first steps of the lock order). A router that does not exist, is another
+// LockRouter locks one of the account's routers (the first step of the lock
+// order) and reads its region without locking it: the router's revision
+// bump carries the change to the region's listener set. A router that does not exist, is another
 // account's or was deleted is fleet.ErrNotFound.
 func (tx *Tx) LockRouter(ctx context.Context, account, id uuid.UUID) (fleet.Router, fleet.Region, error) {
 	row, err := tx.q.LockRouter(ctx, db.LockRouterParams{ID: id, AccountID: account})
@@ -142,7 +143,9 @@ func (tx *Tx) Region(ctx context.Context, id string) (fleet.Region, error) {
 	if err != nil {
 		return fleet.Region{}, fmt.Errorf("region %q: %w", id, notFound(err))
 	}
-	return toRegion(row), nil
+	r := toRegion(row.Region)
+	r.Revision = row.Revision
+	return r, nil
 }
 
 // MarkRouterDeleted marks the account's router deleted at now; the caller
@@ -196,7 +199,6 @@ func (tx *Tx) ReplaceEdgeToken(ctx context.Context, region, secret string) error
 // DueForward is a live forward whose time has come.
 type DueForward struct {
 	ID, Router uuid.UUID
-	Region     string
 }
 
 // DueForwards lists up to limit live forwards due at now, soonest first,
@@ -205,7 +207,7 @@ func (tx *Tx) DueForwards(ctx context.Context, now time.Time, limit int) ([]DueF
 	rows, err := tx.q.DueForwards(ctx, db.DueForwardsParams{Now: now, MaxRows: int32(limit)})
 	out := make([]DueForward, len(rows))
 	for i, r := range rows {
-		out[i] = DueForward{ID: r.ID, Router: r.RouterID, Region: r.RegionID}
+		out[i] = DueForward{ID: r.ID, Router: r.RouterID}
 	}
 	return out, err
 }
@@ -220,8 +222,7 @@ type ExpiredForward struct {
 }
 
 // ExpireForwards ends those of the forwards that are still live and due at
-// now, locking them in id order; the caller holds their routers' and
-// regions' locks.
+// now, locking them in id order; the caller holds their routers' locks.
 func (tx *Tx) ExpireForwards(ctx context.Context, ids []uuid.UUID, now time.Time) ([]ExpiredForward, error) {
 	rows, err := tx.q.ExpireForwards(ctx, db.ExpireForwardsParams{Now: now, Ids: ids})
 	out := make([]ExpiredForward, len(rows))
@@ -349,9 +350,10 @@ func (tx *Tx) Audit(ctx context.Context, at time.Time, actor, action string, eve
 	return auditAll(ctx, tx.q, at, actor, action, evs)
 }
 
-// Publish bumps the revisions of the changed routers' desired sets and
-// regions' listener sets, and announces each change on commit. The
-// transaction holds those routers' and regions' locks.
+// Publish bumps the revisions of the changed routers' desired sets (and so
+// their regions' listener sets), or a region's own revision for a change of
+// the region alone, and announces each change on commit. The transaction
+// holds those routers' locks, and the lock of a region changed alone.
 func (tx *Tx) Publish(ctx context.Context, changes ...Change) error {
 	return publish(ctx, tx.q, changes...)
 }

@@ -38,13 +38,13 @@ from (select unnest(@account_ids::uuid[]) as account_id, unnest(@subject_ids::uu
              unnest(@details::text[]) as detail) as u;
 
 -- name: Publish :exec
--- Bumps the revisions of routers' desired sets and regions' listener sets
--- (rows the transaction has already locked) and announces each change on
--- commit.
+-- Bumps the revisions of routers' desired sets and the own revisions of
+-- regions whose listener sets changed otherwise (rows the transaction has
+-- already locked) and announces each change on commit.
 with bumped_routers as (
     update routers set revision = revision + 1 where id = any(@router_ids::uuid[])
 ), bumped_regions as (
-    update regions set revision = revision + 1 where id = any(@region_ids::text[])
+    update regions set own_revision = own_revision + 1 where id = any(@region_ids::text[])
 )
 select pg_notify(@channel::text, p.payload)
 from unnest(@payloads::text[]) as p(payload);

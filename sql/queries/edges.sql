@@ -36,7 +36,7 @@ update regions set edge_seen_at = @now::timestamptz where id = @id;
 -- As for agents, a report counts up to the region's current revision.
 update regions
 set edge_seen_at = @now::timestamptz, edge_version = @edge_version,
-    edge_applied_revision = least(greatest(edge_applied_revision, @applied_revision), revision),
+    edge_applied_revision = least(greatest(edge_applied_revision, @applied_revision), region_revision(id)),
     edge_error = @edge_error
 where id = @id;
 

@@ -117,7 +117,7 @@ returning f.id, f.region_id, f.revoked_at, f.kind;
 -- name: DueForwards :many
 -- Live forwards whose time has come, soonest first (nothing is locked yet:
 -- their routers must be locked first).
-select id, router_id, region_id from forwards
+select id, router_id from forwards
 where ended_at is null and expires_at <= @now
 order by expires_at
 limit @max_rows;
@@ -220,23 +220,39 @@ limit 1;
 
 -- name: CreateForwardAtOnce :one
 -- The common create in one statement, so one round trip and one implicit
--- transaction: lock the account's router and then its region (the lock
--- order), take the port of the region's range (min + the given offset
--- mod size) unless another forward holds it or an earlier forward of the
--- router on it awaits removal, record the audit event, bump both revisions
--- and announce the change on commit. No row when the router is not the
--- account's or the port is taken: the caller then takes the longer way.
+-- transaction: lock the account's router (the lock order's first step; the
+-- region is only read), take the first of the candidate ports (min + each
+-- given offset mod size) that no other forward holds and on which no
+-- earlier forward of the router awaits removal, record the audit event,
+-- bump the router's revision (which the region's follows, see
+-- region_revision) and announce the change on commit. No row when the
+-- router is not the account's or every candidate is taken (or a concurrent
+-- create took the one picked): the caller then takes the longer way.
 -- An access (kind ssh or winbox) goes to the router's own tunnel address
 -- (dst_address null) and is audited without its password.
-with target as (
+with router as (
     select ro.id as router_id, rg.id as region_id, rg.entry_point, ro.tunnel_address,
-           rg.port_min + mod(@port_offset::integer, rg.port_max - rg.port_min + 1) as port,
+           rg.port_min, rg.port_max - rg.port_min + 1 as port_count,
            (rg.tunnel_mode = 'managed')::boolean as tunnel_managed,
            ro.tunnel_handshake_at, ro.tunnel_error
     from routers ro
     join regions rg on rg.id = ro.region_id
     where ro.id = @router_id and ro.account_id = @account_id and ro.deleted_at is null
-    for no key update of ro, rg
+    for no key update of ro
+), target as (
+    select r.*, c.port
+    from router r, lateral (
+        select r.port_min + mod(o, r.port_count) as port
+        from unnest(@port_offsets::integer[]) as o
+        where not exists (
+            select 1 from forwards f
+            where f.region_id = r.region_id and f.port = r.port_min + mod(o, r.port_count) and f.port_released_at is null
+        ) and not exists (
+            select 1 from forwards f
+            where f.router_id = r.router_id and f.port = r.port_min + mod(o, r.port_count) and f.status = 'removing'
+        )
+        limit 1
+    ) as c
 ), ins as (
     insert into forwards (
         router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
@@ -247,10 +263,6 @@ with target as (
            'pending', @created_at, @expires_at, @created_by,
            @kind, @access_username, sqlc.narg(access_password), @access_read_only
     from target t
-    where not exists (
-        select 1 from forwards o
-        where o.router_id = t.router_id and o.port = t.port and o.status = 'removing'
-    )
     on conflict (region_id, port) where port_released_at is null do nothing
     returning *
 ), audited as (
@@ -266,8 +278,6 @@ with target as (
     from ins
 ), bumped_router as (
     update routers set revision = revision + 1 where id in (select router_id from ins)
-), bumped_region as (
-    update regions set revision = revision + 1 where id in (select region_id from ins)
 ), announced as (
     select pg_notify(@channel::text, json_build_object('router_id', ins.router_id, 'region', ins.region_id)::text)
     from ins

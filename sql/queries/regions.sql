@@ -6,10 +6,13 @@ values (@id, @entry_point, @port_min, @port_max, @edge_tunnel_address, @created_
 returning *;
 
 -- name: GetRegion :one
-select * from regions where id = @id;
+-- A region with its listener set's revision (see region_revision).
+select sqlc.embed(regions), region_revision(regions.id)::bigint as revision
+from regions where id = @id;
 
 -- name: ListRegions :many
-select * from regions order by id;
+select sqlc.embed(regions), region_revision(regions.id)::bigint as revision
+from regions order by id;
 
 -- name: FreeTunnelPrefix :one
 -- The first /16 of 100.64.0.0/10 (shared address space, RFC 6598) that no

@@ -22,13 +22,15 @@ where id = @id and account_id = @account_id and deleted_at is null
 returning *;
 
 -- name: LockRouter :one
--- Locks one of an account's routers and then its region, the first two steps
--- of the store's lock order, for a write to the router's desired set.
+-- Locks one of an account's routers, the first step of the store's lock
+-- order, for a write to the router's desired set, and reads its region
+-- without locking it: the router's revision carries the change to the
+-- region's listener set (see region_revision).
 select sqlc.embed(ro), sqlc.embed(rg)
 from routers ro
 join regions rg on rg.id = ro.region_id
 where ro.id = @id and ro.account_id = @account_id and ro.deleted_at is null
-for no key update of ro, rg;
+for no key update of ro;
 
 -- name: LockRoutersSkipLocked :many
 -- Locks those of the routers no other transaction holds, in id order.

@@ -223,7 +223,7 @@ const publish = `-- name: Publish :exec
 with bumped_routers as (
     update routers set revision = revision + 1 where id = any($3::uuid[])
 ), bumped_regions as (
-    update regions set revision = revision + 1 where id = any($4::text[])
+    update regions set own_revision = own_revision + 1 where id = any($4::text[])
 )
 select pg_notify($1::text, p.payload)
 from unnest($2::text[]) as p(payload)
@@ -236,9 +236,9 @@ type PublishParams struct {
 	RegionIds []string
 }
 
-// Bumps the revisions of routers' desired sets and regions' listener sets
-// (rows the transaction has already locked) and announces each change on
-// commit.
+// Bumps the revisions of routers' desired sets and the own revisions of
+// regions whose listener sets changed otherwise (rows the transaction has
+// already locked) and announces each change on commit.
 func (q *Queries) Publish(ctx context.Context, arg PublishParams) error {
 	_, err := q.db.Exec(ctx, publish,
 		arg.Channel,

@@ -67,7 +67,7 @@ func (q *Queries) EdgeDisconnected(ctx context.Context, arg EdgeDisconnectedPara
 const edgeReport = `-- name: EdgeReport :exec
 update regions
 set edge_seen_at = $1::timestamptz, edge_version = $2,
-    edge_applied_revision = least(greatest(edge_applied_revision, $3), revision),
+    edge_applied_revision = least(greatest(edge_applied_revision, $3), region_revision(id)),
     edge_error = $4
 where id = $5
 `
@@ -202,7 +202,7 @@ func (q *Queries) ListRegionListeners(ctx context.Context, arg ListRegionListene
 }
 
 const regionByEdgeToken = `-- name: RegionByEdgeToken :one
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions where edge_token_hash = $1
+select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, own_revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions where edge_token_hash = $1
 `
 
 func (q *Queries) RegionByEdgeToken(ctx context.Context, edgeTokenHash []byte) (Region, error) {
@@ -217,7 +217,7 @@ func (q *Queries) RegionByEdgeToken(ctx context.Context, edgeTokenHash []byte) (
 		&i.CreatedAt,
 		&i.EdgeTokenHash,
 		&i.EdgeManaged,
-		&i.Revision,
+		&i.OwnRevision,
 		&i.EdgeConnectedAt,
 		&i.EdgeDisconnectedAt,
 		&i.EdgeSeenAt,
@@ -244,7 +244,7 @@ func (q *Queries) SetEdgeManaged(ctx context.Context, id string) error {
 const setEdgeToken = `-- name: SetEdgeToken :one
 update regions set edge_token_hash = $1, edge_managed = true
 where id = $2
-returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key
+returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, own_revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key
 `
 
 type SetEdgeTokenParams struct {
@@ -264,7 +264,7 @@ func (q *Queries) SetEdgeToken(ctx context.Context, arg SetEdgeTokenParams) (Reg
 		&i.CreatedAt,
 		&i.EdgeTokenHash,
 		&i.EdgeManaged,
-		&i.Revision,
+		&i.OwnRevision,
 		&i.EdgeConnectedAt,
 		&i.EdgeDisconnectedAt,
 		&i.EdgeSeenAt,

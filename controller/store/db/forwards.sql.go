@@ -38,15 +38,29 @@ func (q *Queries) AccessPortsRegion(ctx context.Context, arg AccessPortsRegionPa
 }
 
 const createForwardAtOnce = `-- name: CreateForwardAtOnce :one
-with target as (
+with router as (
     select ro.id as router_id, rg.id as region_id, rg.entry_point, ro.tunnel_address,
-           rg.port_min + mod($1::integer, rg.port_max - rg.port_min + 1) as port,
+           rg.port_min, rg.port_max - rg.port_min + 1 as port_count,
            (rg.tunnel_mode = 'managed')::boolean as tunnel_managed,
            ro.tunnel_handshake_at, ro.tunnel_error
     from routers ro
     join regions rg on rg.id = ro.region_id
-    where ro.id = $2 and ro.account_id = $3 and ro.deleted_at is null
-    for no key update of ro, rg
+    where ro.id = $1 and ro.account_id = $2 and ro.deleted_at is null
+    for no key update of ro
+), target as (
+    select r.router_id, r.region_id, r.entry_point, r.tunnel_address, r.port_min, r.port_count, r.tunnel_managed, r.tunnel_handshake_at, r.tunnel_error, c.port
+    from router r, lateral (
+        select r.port_min + mod(o, r.port_count) as port
+        from unnest($3::integer[]) as o
+        where not exists (
+            select 1 from forwards f
+            where f.region_id = r.region_id and f.port = r.port_min + mod(o, r.port_count) and f.port_released_at is null
+        ) and not exists (
+            select 1 from forwards f
+            where f.router_id = r.router_id and f.port = r.port_min + mod(o, r.port_count) and f.status = 'removing'
+        )
+        limit 1
+    ) as c
 ), ins as (
     insert into forwards (
         router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade,
@@ -57,15 +71,11 @@ with target as (
            'pending', $8, $9, $10,
            $11, $12, $13, $14
     from target t
-    where not exists (
-        select 1 from forwards o
-        where o.router_id = t.router_id and o.port = t.port and o.status = 'removing'
-    )
     on conflict (region_id, port) where port_released_at is null do nothing
     returning id, router_id, region_id, port, dst_address, dst_port, allow_cidr, masquerade, status, created_at, expires_at, created_by, revoked_at, revoked_by, ended_at, port_released_at, router_error, rule_confirmed_at, listener_confirmed_at, edge_error, kind, access_username, access_password, access_read_only
 ), audited as (
     insert into audit_events (at, account_id, actor, action, subject_id, detail)
-    select $8, $3, $15, $16::text, ins.id,
+    select $8, $2, $15, $16::text, ins.id,
            case when ins.kind = 'forward'
                 then jsonb_build_object('router_id', ins.router_id, 'port', ins.port, 'dst_address', host(ins.dst_address),
                                         'dst_port', ins.dst_port, 'allow_from', ins.allow_cidr::text,
@@ -76,8 +86,6 @@ with target as (
     from ins
 ), bumped_router as (
     update routers set revision = revision + 1 where id in (select router_id from ins)
-), bumped_region as (
-    update regions set revision = revision + 1 where id in (select region_id from ins)
 ), announced as (
     select pg_notify($17::text, json_build_object('router_id', ins.router_id, 'region', ins.region_id)::text)
     from ins
@@ -92,9 +100,9 @@ from ins, target t
 `
 
 type CreateForwardAtOnceParams struct {
-	PortOffset     int32
 	RouterID       uuid.UUID
 	AccountID      uuid.UUID
+	PortOffsets    []int32
 	DstAddress     *netip.Addr
 	DstPort        int32
 	AllowCidr      netip.Prefix
@@ -143,19 +151,21 @@ type CreateForwardAtOnceRow struct {
 }
 
 // The common create in one statement, so one round trip and one implicit
-// transaction: lock the account's router and then its region (the lock
-// order), take the port of the region's range (min + the given offset
-// mod size) unless another forward holds it or an earlier forward of the
-// router on it awaits removal, record the audit event, bump both revisions
-// and announce the change on commit. No row when the router is not the
-// account's or the port is taken: the caller then takes the longer way.
+// transaction: lock the account's router (the lock order's first step; the
+// region is only read), take the first of the candidate ports (min + each
+// given offset mod size) that no other forward holds and on which no
+// earlier forward of the router awaits removal, record the audit event,
+// bump the router's revision (which the region's follows, see
+// region_revision) and announce the change on commit. No row when the
+// router is not the account's or every candidate is taken (or a concurrent
+// create took the one picked): the caller then takes the longer way.
 // An access (kind ssh or winbox) goes to the router's own tunnel address
 // (dst_address null) and is audited without its password.
 func (q *Queries) CreateForwardAtOnce(ctx context.Context, arg CreateForwardAtOnceParams) (CreateForwardAtOnceRow, error) {
 	row := q.db.QueryRow(ctx, createForwardAtOnce,
-		arg.PortOffset,
 		arg.RouterID,
 		arg.AccountID,
+		arg.PortOffsets,
 		arg.DstAddress,
 		arg.DstPort,
 		arg.AllowCidr,
@@ -206,7 +216,7 @@ func (q *Queries) CreateForwardAtOnce(ctx context.Context, arg CreateForwardAtOn
 }
 
 const dueForwards = `-- name: DueForwards :many
-select id, router_id, region_id from forwards
+select id, router_id from forwards
 where ended_at is null and expires_at <= $1
 order by expires_at
 limit $2
@@ -220,7 +230,6 @@ type DueForwardsParams struct {
 type DueForwardsRow struct {
 	ID       uuid.UUID
 	RouterID uuid.UUID
-	RegionID string
 }
 
 // Live forwards whose time has come, soonest first (nothing is locked yet:
@@ -234,7 +243,7 @@ func (q *Queries) DueForwards(ctx context.Context, arg DueForwardsParams) ([]Due
 	items := []DueForwardsRow{}
 	for rows.Next() {
 		var i DueForwardsRow
-		if err := rows.Scan(&i.ID, &i.RouterID, &i.RegionID); err != nil {
+		if err := rows.Scan(&i.ID, &i.RouterID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

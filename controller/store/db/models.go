@@ -83,7 +83,7 @@ type Region struct {
 	CreatedAt           time.Time
 	EdgeTokenHash       []byte
 	EdgeManaged         bool
-	Revision            int64
+	OwnRevision         int64
 	EdgeConnectedAt     *time.Time
 	EdgeDisconnectedAt  *time.Time
 	EdgeSeenAt          *time.Time

@@ -18,7 +18,7 @@ insert into regions (id, entry_point, port_min, port_max, edge_tunnel_address, c
                      tunnel_mode, tunnel_prefix, tunnel_endpoint)
 values ($1, $2, $3, $4, $5, $6,
         $7, $8::cidr, $9)
-returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key
+returning id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, own_revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key
 `
 
 type CreateRegionParams struct {
@@ -55,7 +55,7 @@ func (q *Queries) CreateRegion(ctx context.Context, arg CreateRegionParams) (Reg
 		&i.CreatedAt,
 		&i.EdgeTokenHash,
 		&i.EdgeManaged,
-		&i.Revision,
+		&i.OwnRevision,
 		&i.EdgeConnectedAt,
 		&i.EdgeDisconnectedAt,
 		&i.EdgeSeenAt,
@@ -116,32 +116,40 @@ func (q *Queries) FreeTunnelPrefix(ctx context.Context) (netip.Prefix, error) {
 }
 
 const getRegion = `-- name: GetRegion :one
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions where id = $1
+select regions.id, regions.entry_point, regions.port_min, regions.port_max, regions.edge_tunnel_address, regions.created_at, regions.edge_token_hash, regions.edge_managed, regions.own_revision, regions.edge_connected_at, regions.edge_disconnected_at, regions.edge_seen_at, regions.edge_version, regions.edge_applied_revision, regions.edge_error, regions.tunnel_mode, regions.tunnel_prefix, regions.tunnel_endpoint, regions.edge_public_key, region_revision(regions.id)::bigint as revision
+from regions where id = $1
 `
 
-func (q *Queries) GetRegion(ctx context.Context, id string) (Region, error) {
+type GetRegionRow struct {
+	Region   Region
+	Revision int64
+}
+
+// A region with its listener set's revision (see region_revision).
+func (q *Queries) GetRegion(ctx context.Context, id string) (GetRegionRow, error) {
 	row := q.db.QueryRow(ctx, getRegion, id)
-	var i Region
+	var i GetRegionRow
 	err := row.Scan(
-		&i.ID,
-		&i.EntryPoint,
-		&i.PortMin,
-		&i.PortMax,
-		&i.EdgeTunnelAddress,
-		&i.CreatedAt,
-		&i.EdgeTokenHash,
-		&i.EdgeManaged,
+		&i.Region.ID,
+		&i.Region.EntryPoint,
+		&i.Region.PortMin,
+		&i.Region.PortMax,
+		&i.Region.EdgeTunnelAddress,
+		&i.Region.CreatedAt,
+		&i.Region.EdgeTokenHash,
+		&i.Region.EdgeManaged,
+		&i.Region.OwnRevision,
+		&i.Region.EdgeConnectedAt,
+		&i.Region.EdgeDisconnectedAt,
+		&i.Region.EdgeSeenAt,
+		&i.Region.EdgeVersion,
+		&i.Region.EdgeAppliedRevision,
+		&i.Region.EdgeError,
+		&i.Region.TunnelMode,
+		&i.Region.TunnelPrefix,
+		&i.Region.TunnelEndpoint,
+		&i.Region.EdgePublicKey,
 		&i.Revision,
-		&i.EdgeConnectedAt,
-		&i.EdgeDisconnectedAt,
-		&i.EdgeSeenAt,
-		&i.EdgeVersion,
-		&i.EdgeAppliedRevision,
-		&i.EdgeError,
-		&i.TunnelMode,
-		&i.TunnelPrefix,
-		&i.TunnelEndpoint,
-		&i.EdgePublicKey,
 	)
 	return i, err
 }
@@ -181,38 +189,45 @@ func (q *Queries) ListRegionPeers(ctx context.Context, regionID string) ([]ListR
 }
 
 const listRegions = `-- name: ListRegions :many
-select id, entry_point, port_min, port_max, edge_tunnel_address, created_at, edge_token_hash, edge_managed, revision, edge_connected_at, edge_disconnected_at, edge_seen_at, edge_version, edge_applied_revision, edge_error, tunnel_mode, tunnel_prefix, tunnel_endpoint, edge_public_key from regions order by id
+select regions.id, regions.entry_point, regions.port_min, regions.port_max, regions.edge_tunnel_address, regions.created_at, regions.edge_token_hash, regions.edge_managed, regions.own_revision, regions.edge_connected_at, regions.edge_disconnected_at, regions.edge_seen_at, regions.edge_version, regions.edge_applied_revision, regions.edge_error, regions.tunnel_mode, regions.tunnel_prefix, regions.tunnel_endpoint, regions.edge_public_key, region_revision(regions.id)::bigint as revision
+from regions order by id
 `
 
-func (q *Queries) ListRegions(ctx context.Context) ([]Region, error) {
+type ListRegionsRow struct {
+	Region   Region
+	Revision int64
+}
+
+func (q *Queries) ListRegions(ctx context.Context) ([]ListRegionsRow, error) {
 	rows, err := q.db.Query(ctx, listRegions)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Region{}
+	items := []ListRegionsRow{}
 	for rows.Next() {
-		var i Region
+		var i ListRegionsRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.EntryPoint,
-			&i.PortMin,
-			&i.PortMax,
-			&i.EdgeTunnelAddress,
-			&i.CreatedAt,
-			&i.EdgeTokenHash,
-			&i.EdgeManaged,
+			&i.Region.ID,
+			&i.Region.EntryPoint,
+			&i.Region.PortMin,
+			&i.Region.PortMax,
+			&i.Region.EdgeTunnelAddress,
+			&i.Region.CreatedAt,
+			&i.Region.EdgeTokenHash,
+			&i.Region.EdgeManaged,
+			&i.Region.OwnRevision,
+			&i.Region.EdgeConnectedAt,
+			&i.Region.EdgeDisconnectedAt,
+			&i.Region.EdgeSeenAt,
+			&i.Region.EdgeVersion,
+			&i.Region.EdgeAppliedRevision,
+			&i.Region.EdgeError,
+			&i.Region.TunnelMode,
+			&i.Region.TunnelPrefix,
+			&i.Region.TunnelEndpoint,
+			&i.Region.EdgePublicKey,
 			&i.Revision,
-			&i.EdgeConnectedAt,
-			&i.EdgeDisconnectedAt,
-			&i.EdgeSeenAt,
-			&i.EdgeVersion,
-			&i.EdgeAppliedRevision,
-			&i.EdgeError,
-			&i.TunnelMode,
-			&i.TunnelPrefix,
-			&i.TunnelEndpoint,
-			&i.EdgePublicKey,
 		); err != nil {
 			return nil, err
 		}

@@ -242,11 +242,11 @@ func (q *Queries) LockRegions(ctx context.Context, ids []string) error {
 }
 
 const lockRouter = `-- name: LockRouter :one
-select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, ro.tunnel_public_key, ro.tunnel_handshake_at, ro.tunnel_endpoint, ro.tunnel_rx_bytes, ro.tunnel_tx_bytes, ro.tunnel_error, ro.tunnel_reported_at, rg.id, rg.entry_point, rg.port_min, rg.port_max, rg.edge_tunnel_address, rg.created_at, rg.edge_token_hash, rg.edge_managed, rg.revision, rg.edge_connected_at, rg.edge_disconnected_at, rg.edge_seen_at, rg.edge_version, rg.edge_applied_revision, rg.edge_error, rg.tunnel_mode, rg.tunnel_prefix, rg.tunnel_endpoint, rg.edge_public_key
+select ro.id, ro.account_id, ro.region_id, ro.name, ro.tunnel_address, ro.agent_token_hash, ro.created_at, ro.deleted_at, ro.revision, ro.agent_connected_at, ro.agent_disconnected_at, ro.agent_seen_at, ro.agent_version, ro.routeros_version, ro.board, ro.identity, ro.applied_revision, ro.agent_error, ro.clock_offset_ms, ro.tunnel_public_key, ro.tunnel_handshake_at, ro.tunnel_endpoint, ro.tunnel_rx_bytes, ro.tunnel_tx_bytes, ro.tunnel_error, ro.tunnel_reported_at, rg.id, rg.entry_point, rg.port_min, rg.port_max, rg.edge_tunnel_address, rg.created_at, rg.edge_token_hash, rg.edge_managed, rg.own_revision, rg.edge_connected_at, rg.edge_disconnected_at, rg.edge_seen_at, rg.edge_version, rg.edge_applied_revision, rg.edge_error, rg.tunnel_mode, rg.tunnel_prefix, rg.tunnel_endpoint, rg.edge_public_key
 from routers ro
 join regions rg on rg.id = ro.region_id
 where ro.id = $1 and ro.account_id = $2 and ro.deleted_at is null
-for no key update of ro, rg
+for no key update of ro
 `
 
 type LockRouterParams struct {
@@ -259,8 +259,10 @@ type LockRouterRow struct {
 	Region Region
 }
 
-// Locks one of an account's routers and then its region, the first two steps
-// of the store's lock order, for a write to the router's desired set.
+// Locks one of an account's routers, the first step of the store's lock
+// order, for a write to the router's desired set, and reads its region
+// without locking it: the router's revision carries the change to the
+// region's listener set (see region_revision).
 func (q *Queries) LockRouter(ctx context.Context, arg LockRouterParams) (LockRouterRow, error) {
 	row := q.db.QueryRow(ctx, lockRouter, arg.ID, arg.AccountID)
 	var i LockRouterRow
@@ -299,7 +301,7 @@ func (q *Queries) LockRouter(ctx context.Context, arg LockRouterParams) (LockRou
 		&i.Region.CreatedAt,
 		&i.Region.EdgeTokenHash,
 		&i.Region.EdgeManaged,
-		&i.Region.Revision,
+		&i.Region.OwnRevision,
 		&i.Region.EdgeConnectedAt,
 		&i.Region.EdgeDisconnectedAt,
 		&i.Region.EdgeSeenAt,
