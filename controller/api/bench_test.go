@@ -1,10 +1,17 @@
 package api_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -13,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tpf-dev/tpf/controller/api"
+	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
 )
 
@@ -27,7 +35,9 @@ const benchClients = 16
 // table too (pgx-insert-forward: its indexes, keys and checks, but no locks,
 // audit, revisions or notification); and creates with 16 clients at once
 // (each on a router of its own, all in one region) beside 16 clients' bare
-// inserts, reported as creates/s.
+// inserts, reported as creates/s. Beside them their parts: the service's
+// create and get without HTTP, and an HTTP round trip to a handler that
+// answers a constant.
 // A change listener runs on the store, as the hub's does in serve, so API
 // tokens are remembered (see store.Authenticate).
 func BenchmarkForwards(b *testing.B) {
@@ -48,34 +58,74 @@ func BenchmarkForwards(b *testing.B) {
 		}
 		routers[i] = r.ID
 	}
-	body := seedRequest()
+	body, err := json.Marshal(seedRequest())
+	if err != nil {
+		b.Fatal(err)
+	}
 	created := e.create(routers[0], e.token, body)
 
+	// Each figure is one client on one keep-alive connection that writes a
+	// request and reads its answer on the calling goroutine, as a load
+	// generator (wrk) does, and as the pgx floors below do: what is
+	// measured is the server's work, not a client's goroutines.
+	client := dialRaw(b, e.srv.URL, e.token)
 	b.Run("api-create", func(b *testing.B) {
+		path := e.forwardsPath(routers[0])
 		for b.Loop() {
-			if res := e.do("POST", e.forwardsPath(routers[0]), e.token, body); res.status != http.StatusCreated {
-				b.Fatalf("got %d %s", res.status, res.body)
+			if err := client.expect("POST", path, body, http.StatusCreated); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("api-get", func(b *testing.B) {
 		path := e.forwardsPath(routers[0]) + "/" + created.ID
 		for b.Loop() {
-			if res := e.do("GET", path, e.token, nil); res.status != http.StatusOK {
-				b.Fatalf("got %d %s", res.status, res.body)
+			if err := client.expect("GET", path, nil, http.StatusOK); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})
-	// Each client keeps its connection, as clients with keep-alive do (the
-	// default keeps 2 idle per host: the rest would reconnect every time).
-	e.srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = benchClients
+	// The parts of those: the service's calls without HTTP, and HTTP
+	// without the service (a handler that answers a constant).
+	nf := fleet.NewForward{DstAddress: netip.MustParseAddr("192.168.88.43"), DstPort: 22,
+		AllowFrom: netip.MustParsePrefix("81.2.69.0/24"), Duration: 2 * time.Hour}
+	b.Run("service-create", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := svc.CreateForward(ctx, p, routers[1], nf, seedNow); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	createdID := uuid.MustParse(created.ID)
+	b.Run("service-get", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := svc.Forward(ctx, p.AccountID, routers[0], createdID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	}))
+	b.Cleanup(empty.Close)
+	b.Run("http-empty", func(b *testing.B) {
+		client := dialRaw(b, empty.URL, e.token)
+		for b.Loop() {
+			if err := client.expect("POST", "/x", body, http.StatusOK); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("api-create-c16", func(b *testing.B) {
 		var next atomic.Int64
 		parallel(b, func(pb *testing.PB) {
 			path := e.forwardsPath(routers[next.Add(1)-1])
+			client := dialRaw(b, e.srv.URL, e.token)
 			for pb.Next() {
-				if res := e.do("POST", path, e.token, body); res.status != http.StatusCreated {
-					b.Errorf("got %d %s", res.status, res.body)
+				if err := client.expect("POST", path, body, http.StatusCreated); err != nil {
+					b.Error(err)
 					return
 				}
 			}
@@ -145,4 +195,54 @@ func parallel(b *testing.B, body func(pb *testing.PB)) {
 	start := time.Now()
 	b.RunParallel(body)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+}
+
+// rawClient is one keep-alive HTTP/1.1 connection: do writes a request and
+// reads its answer on the calling goroutine.
+type rawClient struct {
+	conn net.Conn
+	r    *bufio.Reader
+	head string // Host and Authorization lines
+	req  bytes.Buffer
+}
+
+func dialRaw(b *testing.B, serverURL, token string) *rawClient {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return &rawClient{conn: conn, r: bufio.NewReader(conn), head: "Host: " + u.Host + "\r\nAuthorization: Bearer " + token + "\r\n"}
+}
+
+// expect sends one request and returns an error unless the answer has
+// status want; the body is read and dropped.
+func (c *rawClient) expect(method, path string, body []byte, want int) error {
+	c.req.Reset()
+	fmt.Fprintf(&c.req, "%s %s HTTP/1.1\r\n%s", method, path, c.head)
+	if body != nil {
+		fmt.Fprintf(&c.req, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
+	}
+	c.req.WriteString("\r\n")
+	c.req.Write(body)
+	if _, err := c.conn.Write(c.req.Bytes()); err != nil {
+		return err
+	}
+	res, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: got %d %s, want %d", method, path, res.StatusCode, got, want)
+	}
+	return nil
 }

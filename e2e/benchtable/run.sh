@@ -142,6 +142,9 @@ END {
     pratio(F "api-create|ns/op", F "pgx-insert|ns/op"), pratio(F "api-create|ns/op", F "pgx-insert-forward|ns/op")
   printf "| API get | %s ms | bare pgx select by id %s µs | %s | ≤ 3× |\n", num(get / 1e6, "%.2f"), num(sel / 1e3, "%.0f"),
     pratio(F "api-get|ns/op", F "pgx-select|ns/op")
+  printf "| their parts: HTTP to a handler answering a constant; the service'"'"'s create and get without HTTP | %s µs; %s µs; %s µs | bare insert, bare select | %s of a select; %s, %s | — |\n",
+    num(median(F "http-empty|ns/op") / 1e3, "%.0f"), num(median(F "service-create|ns/op") / 1e3, "%.0f"), num(median(F "service-get|ns/op") / 1e3, "%.0f"),
+    pratio(F "http-empty|ns/op", F "pgx-select|ns/op"), pratio(F "service-create|ns/op", F "pgx-insert|ns/op"), pratio(F "service-get|ns/op", F "pgx-select|ns/op")
   printf "| creates/s, 16 clients | %s/s | bare inserts, 16 clients: %s/s | %s | — |\n", num(c16, "%.0f"), num(i16, "%.0f"),
     pratio(F "api-create-c16|ops/s", F "pgx-insert-c16|ops/s")
   printf "| resync push to %s agents | %s ms | the old per-agent path'"'"'s database work alone %s ms; this path'"'"'s queries alone %s ms | %s; %s | ≤ 1 s |\n",
