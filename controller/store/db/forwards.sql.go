@@ -50,14 +50,14 @@ with router as (
 ), target as (
     select r.router_id, r.region_id, r.entry_point, r.tunnel_address, r.port_min, r.port_count, r.tunnel_managed, r.tunnel_handshake_at, r.tunnel_error, c.port
     from router r, lateral (
-        select r.port_min + mod(o, r.port_count) as port
-        from unnest($3::integer[]) as o
+        select p.port
+        from (select r.port_min + mod(o, r.port_count) as port from unnest($3::integer[]) as o) as p
         where not exists (
             select 1 from forwards f
-            where f.region_id = r.region_id and f.port = r.port_min + mod(o, r.port_count) and f.port_released_at is null
+            where f.region_id = r.region_id and f.port = p.port and f.port_released_at is null
         ) and not exists (
             select 1 from forwards f
-            where f.router_id = r.router_id and f.port = r.port_min + mod(o, r.port_count) and f.status = 'removing'
+            where f.router_id = r.router_id and f.port = p.port and f.status = 'removing'
         )
         limit 1
     ) as c
