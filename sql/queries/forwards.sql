@@ -228,6 +228,9 @@ limit 1;
 -- region_revision) and announce the change on commit. No row when the
 -- router is not the account's or every candidate is taken (or a concurrent
 -- create took the one picked): the caller then takes the longer way.
+-- ("offset 0" keeps each check a lookup of one candidate in its index,
+-- whatever the planner's statistics say, rather than a join that may read
+-- every held port of the region.)
 -- An access (kind ssh or winbox) goes to the router's own tunnel address
 -- (dst_address null) and is audited without its password.
 with router as (
@@ -247,9 +250,11 @@ with router as (
         where not exists (
             select 1 from forwards f
             where f.region_id = r.region_id and f.port = p.port and f.port_released_at is null
+            offset 0
         ) and not exists (
             select 1 from forwards f
             where f.router_id = r.router_id and f.port = p.port and f.status = 'removing'
+            offset 0
         )
         limit 1
     ) as c
