@@ -16,14 +16,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/tpf-dev/tpf/agent/daemon"
+	"github.com/tpf-dev/tpf/agent/routeros"
+	"github.com/tpf-dev/tpf/agent/routerostest"
+
 	"github.com/tpf-dev/tpf/controller/fleet"
 	"github.com/tpf-dev/tpf/controller/forwards"
 	"github.com/tpf-dev/tpf/controller/store/storetest"
+	"github.com/tpf-dev/tpf/shared/forward"
 	"github.com/tpf-dev/tpf/shared/syncproto"
 )
 
@@ -32,8 +38,11 @@ import (
 // agent alone, then with 10,000 more agents (TPF_BENCH_AGENTS) connected
 // over websockets from another process, each of their routers holding one
 // live forward:
-// POST answered → dst-nat rule on the emulated router, 200 forwards each
-// time. Run it with -benchtime 1x.
+// POST sent → dst-nat rule on the emulated router, 200 forwards each time.
+// The emulated router and its agent run in a process of their own (see
+// startRouter), as a router does: this process holds only the controller,
+// whose collections their garbage would otherwise slow. Run it with
+// -benchtime 1x.
 func BenchmarkTimeToRuleFleet(b *testing.B) {
 	n := 10_000
 	if v := os.Getenv("TPF_BENCH_AGENTS"); v != "" {
@@ -46,7 +55,7 @@ func BenchmarkTimeToRuleFleet(b *testing.B) {
 	w.stopController()
 	w.ctl = startReplica(b, nil, w.st, replicaConfig{addr: w.ctrl.Listener.Addr().String()})
 	w.ctrl, w.hub = w.ctl.srv, w.ctl.hub
-	w.startAgent(w.ctrl.URL)
+	rt := startRouter(b, w.ctrl.URL, w.agentToken)
 	ctx := context.Background()
 	if _, err := w.st.CreateRegion(ctx, fleet.Region{
 		ID: "crowd", EntryPoint: "crowd.example.net", Ports: fleet.PortRange{Min: 20000, Max: 65535},
@@ -60,8 +69,8 @@ func BenchmarkTimeToRuleFleet(b *testing.B) {
 	c := storetest.AddCrowd(b, w.st.Pool(), w.p.AccountID, "crowd", n, 20000, 24*time.Hour, time.Now().UTC())
 	connected := false
 	for b.Loop() {
-		alone := timeToRules(b, w, 200)
-		clearRules(b, w)
+		alone := timeToRules(b, w, rt, 200)
+		clearRules(b, w, rt)
 		if !connected {
 			connectCrowd(b, w, c)
 			connected = true
@@ -69,7 +78,7 @@ func BenchmarkTimeToRuleFleet(b *testing.B) {
 			// is collected now, not in the middle of the measurement.
 			runtime.GC()
 		}
-		crowd := timeToRules(b, w, 200)
+		crowd := timeToRules(b, w, rt, 200)
 		b.ReportMetric(ms(alone[len(alone)/2]), "alone-ms-p50")
 		b.ReportMetric(ms(alone[len(alone)*99/100]), "alone-ms-p99")
 		b.ReportMetric(ms(crowd[len(crowd)/2]), "fleet-ms-p50")
@@ -81,7 +90,7 @@ func BenchmarkTimeToRuleFleet(b *testing.B) {
 // clearRules revokes the world's router's forwards and waits until its
 // agent has removed their rules: the agent's passes take longer with more
 // rules, so each measurement starts from none.
-func clearRules(b *testing.B, w *world) {
+func clearRules(b *testing.B, w *world, rt *remoteRouter) {
 	b.Helper()
 	ctx := context.Background()
 	live, err := forwards.New(w.st).LiveForwards(ctx, w.p.AccountID, w.router.ID, time.Now())
@@ -94,9 +103,9 @@ func clearRules(b *testing.B, w *world) {
 		}
 	}
 	deadline := time.Now().Add(time.Minute)
-	for len(w.tpfRules()) > 0 {
+	for n := rt.rules.Load(); n > 0; n = rt.rules.Load() {
 		if time.Now().After(deadline) {
-			b.Fatalf("%d rules left on the router", len(w.tpfRules()))
+			b.Fatalf("%d rules left on the router", n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -105,7 +114,7 @@ func clearRules(b *testing.B, w *world) {
 // timeToRules creates count forwards on the world's router through the
 // API, one after another, and returns how long each took from the POST to
 // its dst-nat rule on the emulated router, sorted.
-func timeToRules(b *testing.B, w *world, count int) []time.Duration {
+func timeToRules(b *testing.B, w *world, rt *remoteRouter, count int) []time.Duration {
 	b.Helper()
 	body := createBody(60)
 	url := w.ctrl.URL + forwardsPath(w.router)
@@ -124,22 +133,11 @@ func timeToRules(b *testing.B, w *world, count int) []time.Duration {
 		if err != nil || res.StatusCode != http.StatusCreated {
 			b.Fatalf("create: %d %v", res.StatusCode, err)
 		}
-		// The router's rules are read again only after it was written to:
-		// reading them makes garbage, which a controller holding 10,000
-		// agents in this process pays for in collections.
-		for writes := -1; ; {
-			if n := w.ros.Writes(); n != writes {
-				writes = n
-				if w.tpfRules()[f.ID+"/dstnat"] != nil {
-					break
-				}
-			}
-			if time.Since(start) > 30*time.Second {
-				b.Fatal("the rule never arrived")
-			}
-			time.Sleep(500 * time.Microsecond)
+		at, ok := rt.added(f.ID, 30*time.Second)
+		if !ok {
+			b.Fatal("the rule never arrived")
 		}
-		took = append(took, time.Since(start))
+		took = append(took, at.Sub(start))
 	}
 	slices.Sort(took)
 	return took
@@ -189,13 +187,17 @@ func connectCrowd(b *testing.B, w *world, c storetest.Crowd) {
 	}
 }
 
-// The crowd process's settings (see connectCrowd).
+// The crowd's and the router's process settings (see connectCrowd and
+// startRouter).
 const (
 	crowdURLEnv    = "TPF_E2E_CROWD_URL"
 	crowdTokensEnv = "TPF_E2E_CROWD_TOKENS"
+	routerURLEnv   = "TPF_E2E_ROUTER_URL"
+	routerTokenEnv = "TPF_E2E_ROUTER_TOKEN"
 )
 
-// TestMain lets connectCrowd run this binary as a crowd of agents.
+// TestMain lets connectCrowd run this binary as a crowd of agents, and
+// startRouter as a router with its agent.
 func TestMain(m *testing.M) {
 	if url := os.Getenv(crowdURLEnv); url != "" {
 		if err := runCrowd(url, os.Getenv(crowdTokensEnv)); err != nil {
@@ -204,7 +206,146 @@ func TestMain(m *testing.M) {
 		}
 		return
 	}
+	if url := os.Getenv(routerURLEnv); url != "" {
+		if err := runRouter(url, os.Getenv(routerTokenEnv)); err != nil {
+			fmt.Fprintln(os.Stderr, "router:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(m.Run())
+}
+
+// remoteRouter is an emulated router with its agent in a process of its own
+// (runRouter), which says on its standard output when a forward's dst-nat
+// rule arrives and how many tpf rules it holds.
+type remoteRouter struct {
+	rules atomic.Int64 // tpf rules on the router
+
+	mu      sync.Mutex
+	arrived map[string]time.Time // forward id → when its rule was seen
+	waiting map[string]chan struct{}
+}
+
+// startRouter runs this binary as a router (emulated RouterOS 7.18 and its
+// agent, as the world's startAgent configures it) whose agent connects to
+// controllerURL with token; it goes away when the benchmark ends.
+func startRouter(b *testing.B, controllerURL, token string) *remoteRouter {
+	b.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), routerURLEnv+"="+controllerURL, routerTokenEnv+"="+token)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	rt := &remoteRouter{arrived: map[string]time.Time{}, waiting: map[string]chan struct{}{}}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			now := time.Now()
+			kind, arg, _ := strings.Cut(sc.Text(), " ")
+			switch kind {
+			case "added":
+				rt.mu.Lock()
+				rt.arrived[arg] = now
+				if ch, ok := rt.waiting[arg]; ok {
+					close(ch)
+					delete(rt.waiting, arg)
+				}
+				rt.mu.Unlock()
+			case "rules":
+				n, _ := strconv.ParseInt(arg, 10, 64)
+				rt.rules.Store(n)
+			}
+		}
+	}()
+	return rt
+}
+
+// added returns when the dst-nat rule of forward id arrived on the router;
+// ok is false when it did not within wait.
+func (rt *remoteRouter) added(id string, wait time.Duration) (at time.Time, ok bool) {
+	rt.mu.Lock()
+	if at, ok := rt.arrived[id]; ok {
+		rt.mu.Unlock()
+		return at, true
+	}
+	ch, ok := rt.waiting[id]
+	if !ok {
+		ch = make(chan struct{})
+		rt.waiting[id] = ch
+	}
+	rt.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(wait):
+		return time.Time{}, false
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.arrived[id], true
+}
+
+// runRouter is the router's process: an emulated RouterOS 7.18 and the tpf
+// agent for it, connected to controllerURL. After every change to the NAT
+// table it prints "added ID" for each forward whose dst-nat rule is new and
+// "rules N" with the count of tpf rules; it returns when stdin closes.
+func runRouter(controllerURL, token string) error {
+	out := bufio.NewWriter(os.Stdout)
+	held := map[string]bool{}
+	ros := routerostest.New(routerostest.Config{
+		Version: "7.18.2", Users: map[string]string{"tpf": "s3cret"},
+		OnNATChange: func(rules []map[string]string) {
+			now, n := map[string]bool{}, 0
+			for _, r := range rules {
+				tag, err := forward.ParseTag(r["comment"])
+				if err != nil {
+					continue
+				}
+				n++
+				if r["chain"] == "dstnat" {
+					now[tag.ID] = true
+					if !held[tag.ID] {
+						fmt.Fprintln(out, "added", tag.ID)
+					}
+				}
+			}
+			held = now
+			fmt.Fprintln(out, "rules", n)
+			out.Flush()
+		},
+	})
+	if err := ros.Start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	defer ros.Close()
+	d, err := daemon.New(daemon.Config{
+		ControllerURL: controllerURL,
+		Token:         token,
+		Router:        routeros.Config{Address: ros.Addr(), User: "tpf", Password: "s3cret", Timeout: 2 * time.Second},
+		Version:       "test",
+		Resync:        200 * time.Millisecond,
+		Heartbeat:     time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	bufio.NewReader(os.Stdin).ReadString('\n') // until the benchmark ends
+	cancel()
+	<-done
+	return nil
 }
 
 // runCrowd connects one websocket per agent token in tokenFile, a few at a
